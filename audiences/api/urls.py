@@ -1,0 +1,35 @@
+"""AEP-compatible API routes. Paths are Adobe's own, so clients only change the base URL."""
+
+from django.urls import path
+
+from audiences.api.views import audiences, definitions, edge, previews, schema
+
+urlpatterns: list = []
+
+# Segment definitions, audiences, previews/estimates, conversion, and the OpenAPI document.
+urlpatterns += [
+    path("data/core/ups/segment/definitions", definitions.DefinitionListApi.as_view(),
+         name="api_definitions"),
+    path("data/core/ups/segment/definitions/bulk-get", definitions.DefinitionBulkGetApi.as_view(),
+         name="api_definitions_bulk_get"),
+    path("data/core/ups/segment/definitions/<str:definition_id>",
+         definitions.DefinitionDetailApi.as_view(), name="api_definition"),
+    path("data/core/ups/segment/conversion", definitions.ConversionApi.as_view(),
+         name="api_conversion"),
+    path("data/core/ups/audiences", audiences.AudienceListApi.as_view(), name="api_audiences"),
+    path("data/core/ups/audiences/bulk-get", audiences.AudienceBulkGetApi.as_view(),
+         name="api_audiences_bulk_get"),
+    path("data/core/ups/audiences/<str:audience_id>", audiences.AudienceDetailApi.as_view(),
+         name="api_audience"),
+    path("data/core/ups/preview", previews.PreviewCreateApi.as_view(), name="api_previews"),
+    path("data/core/ups/preview/<str:preview_id>", previews.PreviewDetailApi.as_view(),
+         name="api_preview"),
+    path("data/core/ups/estimate/<str:preview_id>", previews.EstimateDetailApi.as_view(),
+         name="api_estimate"),
+    path("data/core/ups/openapi.json", schema.OpenApiSchemaView.as_view(), name="api_openapi"),
+]
+
+# Edge segmentation: synchronous, for one identity.
+urlpatterns += [
+    path("data/core/ups/edge/evaluate", edge.EdgeEvaluateApi.as_view(), name="api_edge_evaluate"),
+]

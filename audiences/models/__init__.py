@@ -1,0 +1,35 @@
+from audiences.models.definitions import DefinitionHistory, SegmentDefinition, Tag
+from audiences.models.jobs import ExportJob, Preview, Schedule, SegmentJob, SegmentJobRun
+from audiences.models.memberships import (
+    QUALIFIED,
+    Cursor,
+    Membership,
+    MembershipChange,
+    MetricBucket,
+    Source,
+    Status,
+)
+from audiences.models.profiles import (
+    EVENT_CLASS,
+    PROFILE_CLASS,
+    Dataset,
+    Event,
+    Identity,
+    IdentityLink,
+    IdentityNamespace,
+    IngestionBatch,
+    MergePolicy,
+    Profile,
+    ProfileFragment,
+    SchemaField,
+    StreamingConnection,
+)
+
+__all__ = [
+    "EVENT_CLASS", "PROFILE_CLASS", "QUALIFIED",
+    "Cursor", "Dataset", "DefinitionHistory", "Event", "ExportJob", "Identity", "IdentityLink",
+    "IdentityNamespace", "IngestionBatch", "Membership", "MembershipChange", "MergePolicy",
+    "MetricBucket", "Preview", "Profile", "ProfileFragment", "Schedule", "SchemaField",
+    "SegmentDefinition", "SegmentJob", "SegmentJobRun", "Source", "Status",
+    "StreamingConnection", "Tag",
+]

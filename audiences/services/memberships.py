@@ -1,0 +1,223 @@
+"""Memberships: the one write path for who is in which audience.
+
+Every evaluator (streaming, edge, batch, uploads, identity merges) ends here, so the rules of a
+transition live in one place:
+
+1. qualified and not currently in (no row, or `exited`)  -> `realized`, lastQualificationTime = at
+2. qualified and already in (`realized` / `existing`)     -> unchanged (streaming/edge keep the
+   status; only a batch job turns `realized` into `existing`, see `batch_status_for`)
+3. not qualified and currently in                         -> `exited`, lastQualificationTime = at
+4. not qualified and not in                               -> nothing
+
+Each status change appends one `MembershipChange` in the same transaction, and the denormalised
+counters on the definition move by the same deltas. Applying the same result twice changes
+nothing the second time, so at-least-once task delivery never double-counts. After commit, the
+consumers named in `settings.SIFT_MEMBERSHIP_CONSUMERS` (destinations, ...) are told which change
+ids were recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils.module_loading import import_string
+
+from audiences.models import (
+    QUALIFIED,
+    Membership,
+    MembershipChange,
+    Profile,
+    SegmentDefinition,
+    Source,
+    Status,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChangesRecorded:
+    """Announcement: change-log rows `first_id..last_id` of one sandbox were committed."""
+
+    sandbox_id: int
+    change_ids: tuple[int, ...]
+    source: str
+    job_id: str | None = None
+
+
+def _counter_field(status: str) -> str:
+    return {Status.REALIZED: "realized_count", Status.EXISTING: "existing_count",
+            Status.EXITED: "exited_count"}[status]
+
+
+def _profile_key(profile: Profile) -> str:
+    return f"{profile.primary_namespace}:{profile.primary_id}"
+
+
+def membership_apply(*, definition: SegmentDefinition, results: Mapping[int, bool], at: datetime,
+                     source: str, recheck_at: Mapping[int, datetime | None] | None = None,
+                     job_id=None) -> list[MembershipChange]:
+    """Apply per-profile evaluation results (profile id -> qualifies) for one definition.
+
+    `recheck_at` (streaming) records, per qualifying profile, when a time window may lapse; a
+    sweep re-evaluates the profile then. Returns the change rows it appended.
+    """
+    if not results:
+        return []
+    recheck_at = recheck_at or {}
+    with transaction.atomic():
+        existing = {m.profile_id: m for m in Membership.objects.select_for_update().filter(
+            definition=definition, profile_id__in=list(results))}
+        need_profiles = [pid for pid, ok in results.items()
+                         if (ok and (pid not in existing or existing[pid].status == Status.EXITED))
+                         or (not ok and pid in existing and existing[pid].is_active)]
+        profiles = Profile.objects.in_bulk(need_profiles) if need_profiles else {}
+        to_create: list[Membership] = []
+        to_update: list[Membership] = []
+        recheck_only: list[Membership] = []
+        changes: list[MembershipChange] = []
+        deltas: Counter = Counter()
+        for profile_id, qualifies in results.items():
+            membership = existing.get(profile_id)
+            lapse = recheck_at.get(profile_id) if qualifies else None
+            if qualifies and (membership is None or membership.status == Status.EXITED):
+                old = membership.status if membership else ""
+                if membership is None:
+                    if profile_id not in profiles:
+                        continue  # the profile vanished (identity merge) since it was evaluated
+                    membership = Membership(
+                        sandbox_id=definition.sandbox_id, definition=definition,
+                        profile_id=profile_id, status=Status.REALIZED,
+                        last_qualification_time=at, source=source, version=definition.version,
+                        recheck_at=lapse, updated_at=at)
+                    to_create.append(membership)
+                else:
+                    membership.status = Status.REALIZED
+                    membership.last_qualification_time = at
+                    membership.source = source
+                    membership.version = definition.version
+                    membership.recheck_at = lapse
+                    membership.updated_at = at
+                    to_update.append(membership)
+                    deltas[_counter_field(Status.EXITED)] -= 1
+                deltas["qualified_count"] += 1
+                deltas[_counter_field(Status.REALIZED)] += 1
+                changes.append(_change(definition, profiles.get(profile_id), profile_id, old,
+                                       Status.REALIZED, at, source, job_id))
+            elif not qualifies and membership is not None and membership.is_active:
+                old = membership.status
+                membership.status = Status.EXITED
+                membership.last_qualification_time = at
+                membership.source = source
+                membership.recheck_at = None
+                membership.updated_at = at
+                to_update.append(membership)
+                deltas["qualified_count"] -= 1
+                deltas[_counter_field(old)] -= 1
+                deltas[_counter_field(Status.EXITED)] += 1
+                changes.append(_change(definition, profiles.get(profile_id), profile_id, old,
+                                       Status.EXITED, at, source, job_id))
+            elif qualifies and membership is not None and membership.recheck_at != lapse:
+                membership.recheck_at = lapse
+                recheck_only.append(membership)
+        if to_create:
+            Membership.objects.bulk_create(to_create)
+        if to_update:
+            Membership.objects.bulk_update(
+                to_update, ["status", "last_qualification_time", "source", "version",
+                            "recheck_at", "updated_at"])
+        if recheck_only:
+            Membership.objects.bulk_update(recheck_only, ["recheck_at"])
+        if changes:
+            MembershipChange.objects.bulk_create(changes)
+            _apply_deltas(definition, deltas, at)
+            _announce(definition.sandbox_id, changes, source, job_id)
+    return changes
+
+
+def _change(definition, profile, profile_id, old, new, at, source, job_id) -> MembershipChange:
+    return MembershipChange(
+        sandbox_id=definition.sandbox_id, definition=definition, profile_id=profile_id,
+        profile_key=_profile_key(profile) if profile is not None else "",
+        old_status=old, new_status=new, at=at, source=source, job_id=job_id)
+
+
+def _apply_deltas(definition: SegmentDefinition, deltas: Counter, at: datetime) -> None:
+    updates = {field: F(field) + delta for field, delta in deltas.items() if delta}
+    if updates:
+        SegmentDefinition.objects.filter(pk=definition.pk).update(**updates, counts_updated_at=at)
+
+
+def _announce(sandbox_id: int, changes: list[MembershipChange], source: str, job_id) -> None:
+    # bulk_create sets primary keys on both PostgreSQL and SQLite (RETURNING).
+    ids = tuple(c.pk for c in changes)
+    announcement = ChangesRecorded(sandbox_id=sandbox_id, change_ids=ids, source=source,
+                                   job_id=str(job_id) if job_id else None)
+    transaction.on_commit(lambda: changes_announce(announcement))
+
+
+def changes_announce(announcement: ChangesRecorded) -> None:
+    """Tell every configured consumer about committed change-log rows."""
+    for path in getattr(settings, "SIFT_MEMBERSHIP_CONSUMERS", []):
+        try:
+            import_string(path)(announcement=announcement)
+        except Exception:  # one failing consumer must not hide the change from the others
+            log.exception("membership consumer %s failed", path)
+
+
+def counts_refresh(*, definition_ids: Iterable, since: datetime | None = None,
+                   at: datetime) -> None:
+    """Recount the denormalised counters exactly (after a batch job, or to repair drift).
+
+    `exited_count` counts exits since `since` (the job's snapshot), as the portal's breakdown
+    shows realized / existing / exited since the last batch job.
+    """
+    definition_ids = list(definition_ids)
+    exited_filter = Q(status=Status.EXITED)
+    if since is not None:
+        exited_filter &= Q(last_qualification_time__gte=since)
+    rows = (Membership.objects.filter(definition_id__in=definition_ids)
+            .values("definition_id")
+            .annotate(realized=Count("id", filter=Q(status=Status.REALIZED)),
+                      existing=Count("id", filter=Q(status=Status.EXISTING)),
+                      exited=Count("id", filter=exited_filter)))
+    found = {row["definition_id"]: row for row in rows}
+    for definition_id in definition_ids:
+        row = found.get(definition_id, {"realized": 0, "existing": 0, "exited": 0})
+        SegmentDefinition.objects.filter(pk=definition_id).update(
+            realized_count=row["realized"], existing_count=row["existing"],
+            exited_count=row["exited"], qualified_count=row["realized"] + row["existing"],
+            counts_updated_at=at)
+
+
+def profile_segment_ids(*, profile_ids: Iterable[int]) -> dict[int, frozenset[str]]:
+    """Ids of the audiences each profile currently belongs to (for `inSegment`)."""
+    out: dict[int, set[str]] = {}
+    rows = Membership.objects.filter(profile_id__in=list(profile_ids),
+                                     status__in=QUALIFIED).values_list("profile_id",
+                                                                       "definition_id")
+    for profile_id, definition_id in rows:
+        out.setdefault(profile_id, set()).add(str(definition_id))
+    return {pid: frozenset(ids) for pid, ids in out.items()}
+
+
+def exit_profiles(*, profile_ids: Iterable[int], at: datetime, source: str = Source.SYSTEM
+                  ) -> int:
+    """Exit every active membership of profiles that are about to disappear (graph merges)."""
+    by_definition: dict = {}
+    for membership in (Membership.objects.filter(profile_id__in=list(profile_ids),
+                                                 status__in=QUALIFIED)
+                       .select_related("definition")):
+        by_definition.setdefault(membership.definition, {})[membership.profile_id] = False
+    total = 0
+    for definition, results in by_definition.items():
+        total += len(membership_apply(definition=definition, results=results, at=at,
+                                      source=source))
+    return total

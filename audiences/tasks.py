@@ -1,0 +1,53 @@
+"""Celery tasks: ids in, one service call, nothing else (see STYLE.md §8)."""
+
+from celery import shared_task
+
+
+@shared_task(name="audiences.tasks.metrics_rollup")
+def metrics_rollup() -> int:
+    """Fold new membership changes into the per-audience time buckets."""
+    from audiences.services.metrics import metrics_rollup as rollup
+
+    return rollup().changes
+
+
+@shared_task(name="audiences.tasks.streaming_evaluate", acks_late=True,
+             autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def streaming_evaluate(*, sandbox_id: int, profile_ids: list[int], attribute_paths: list[str],
+                       event_types: list[str], now: str) -> int:
+    """Re-evaluate touched profiles against the streaming definitions a change can affect."""
+    from datetime import datetime
+
+    from audiences.services.streaming import streaming_evaluate as evaluate
+    from portal.models import Sandbox
+
+    result = evaluate(sandbox=Sandbox.objects.get(pk=sandbox_id), profile_ids=profile_ids,
+                      attribute_paths=attribute_paths, event_types=event_types,
+                      now=datetime.fromisoformat(now))
+    return result.transitions
+
+
+@shared_task(name="audiences.tasks.streaming_lapse_sweep")
+def streaming_lapse_sweep() -> int:
+    """Exit streaming members whose time window lapsed (beat, every 15 s)."""
+    from django.utils import timezone
+
+    from audiences.services.streaming import streaming_lapse_sweep as sweep
+
+    return sweep(now=timezone.now()).transitions
+
+
+@shared_task(name="audiences.tasks.preview_run")
+def preview_run(preview_id: str) -> str:
+    """Evaluate one preview and its estimate over the current profile data."""
+    from django.utils import timezone
+
+    from audiences.models import Preview
+    from audiences.services.previews import preview_run as run
+    from portal.scope import sandbox_scope
+
+    preview = Preview.objects.unscoped().select_related("sandbox").filter(pk=preview_id).first()
+    if preview is None:
+        return "GONE"
+    with sandbox_scope(preview.sandbox):
+        return run(preview_id=preview_id, now=timezone.now())
