@@ -54,6 +54,7 @@ from audiences.services.profiles import (
     namespace_code,
     profiles_refresh,
 )
+from audiences.services.sql import rows_insert, rows_update
 from portal.errors import ErrorCode, SiftError
 from portal.scope import current_sandbox
 
@@ -244,6 +245,7 @@ class _Store:
         self.new_identities: set[int] = set()
         self.changed_clusters: set[int] = set()  # graphs that gained identities or merged
         self.absorbed: dict[int, int] = {}  # old graph id -> representative
+        self.sandbox_id = current_sandbox().pk
 
     def run(self, parsed: list[ParsedRecord], *, source: str) -> ProfileChange:
         policies = list(MergePolicy.objects.all())
@@ -276,7 +278,7 @@ class _Store:
         self._catalogue(parsed)
         event_types = tuple(dict.fromkeys(p.event_type for p in touched if p.event_type))
         return ProfileChange(
-            sandbox_id=current_sandbox().pk, profile_ids=tuple(sorted(profile_ids)),
+            sandbox_id=self.sandbox_id, profile_ids=tuple(sorted(profile_ids)),
             attribute_paths=tuple(sorted(result.attribute_paths)), event_types=event_types,
             event_ids=tuple(p.event_id for p in touched if p.event_id), now=self.now,
             source=source, removed_profile_ids=tuple(sorted(result.removed_profile_ids)))
@@ -309,13 +311,17 @@ class _Store:
             Identity.objects.filter(pk__in=chunk).update(last_seen=self.now)
         missing = sorted(keys - self.identity_pk.keys())
         if missing:
-            # ignore_conflicts: a concurrent request may create the same identity meanwhile.
-            Identity.objects.bulk_create(
-                [Identity(namespace=ns, value=value, first_seen=self.now, last_seen=self.now)
-                 for ns, value in missing], ignore_conflicts=True, batch_size=500)
-            before = set(self.cluster_of)
-            self._lookup_identities(set(missing))
-            self.new_identities = set(self.cluster_of) - before
+            inserted = rows_insert(
+                Identity, ["sandbox", "namespace", "value", "first_seen", "last_seen"],
+                [(self.sandbox_id, ns, value, self.now, self.now) for ns, value in missing],
+                returning=["id", "namespace", "value"])
+            for pk, namespace, value in inserted:
+                self.identity_pk[(namespace, value)] = pk
+                self.cluster_of[pk] = pk
+                self.new_identities.add(pk)
+            if len(inserted) < len(missing):
+                # A concurrent request created some of them meanwhile (ON CONFLICT DO NOTHING).
+                self._lookup_identities(set(missing) - self.identity_pk.keys())
 
     # 2. the graph
 
@@ -346,8 +352,8 @@ class _Store:
         self.cluster_of = new_cluster
 
     def _set_new_clusters(self) -> None:
-        rows = [Identity(pk=pk, cluster_id=self.cluster_of[pk]) for pk in self.new_identities]
-        Identity.objects.bulk_update(rows, ["cluster_id"], batch_size=500)
+        rows_update(Identity, ["cluster_id"],
+                    [(pk, self.cluster_of[pk]) for pk in sorted(self.new_identities)])
 
     def _store_links(self, pairs: set[tuple[int, int]]) -> None:
         # Pairs of two new identities cannot exist yet; only the others need a look-up.
@@ -360,10 +366,9 @@ class _Store:
                     known[(left, right)] = pk
         for chunk in _chunks(sorted(known.values())):
             IdentityLink.objects.filter(pk__in=chunk).update(last_seen=self.now)
-        IdentityLink.objects.bulk_create(
-            [IdentityLink(left_id=left, right_id=right, last_seen=self.now)
-             for left, right in sorted(pairs - known.keys())],
-            ignore_conflicts=True, batch_size=500)
+        rows_insert(IdentityLink, ["sandbox", "left", "right", "last_seen"],
+                    [(self.sandbox_id, left, right, self.now)
+                     for left, right in sorted(pairs - known.keys())])
 
     # 3. fragments and events
 
@@ -381,23 +386,20 @@ class _Store:
         creates, updates = [], []
         for identity_id in identity_ids:
             fragment = existing.get(identity_id)
-            if fragment is None:
-                fragment = ProfileFragment(dataset=self.dataset, identity_id=identity_id,
-                                           attributes={})
-                creates.append(fragment)
-            else:
-                updates.append(fragment)
+            attributes = fragment.attributes if fragment else {}
             for p in by_identity[identity_id]:
                 body = {k: v for k, v in p.record.items() if k not in RECORD_ONLY_FIELDS}
-                fragment.attributes = deep_merge(fragment.attributes or {}, body)
-                fragment.identity_map = p.record["identityMap"]
-                fragment.updated_at = p.updated_at or self.now
-            fragment.cluster_id = self.cluster_of[identity_id]
-            fragment.ingested_at = self.now
-        ProfileFragment.objects.bulk_create(creates, batch_size=500)
-        ProfileFragment.objects.bulk_update(
-            updates, ["attributes", "identity_map", "cluster_id", "ingested_at", "updated_at"],
-            batch_size=500)
+                attributes = deep_merge(attributes or {}, body)
+            last = by_identity[identity_id][-1]
+            values = (attributes, last.record["identityMap"], self.cluster_of[identity_id],
+                      self.now, last.updated_at or self.now)
+            if fragment is None:
+                creates.append((self.sandbox_id, self.dataset.pk, identity_id, *values))
+            else:
+                updates.append((fragment.pk, *values))
+        columns = ["attributes", "identity_map", "cluster_id", "ingested_at", "updated_at"]
+        rows_insert(ProfileFragment, ["sandbox", "dataset", "identity", *columns], creates)
+        rows_update(ProfileFragment, columns, updates)
         return set(identity_ids)
 
     def _events(self, parsed: list[ParsedRecord]) -> list[ParsedRecord]:
@@ -414,11 +416,12 @@ class _Store:
         rows = []
         for p in new:
             identity_id = self.identity_pk[p.identities[0]]
-            rows.append(Event(dataset=self.dataset, event_id=p.event_id, identity_id=identity_id,
-                              cluster_id=self.cluster_of[identity_id], timestamp=p.timestamp,
-                              event_type=p.event_type, payload=p.record, ingested_at=self.now))
-        # ignore_conflicts: a concurrent request storing the same `_id` keeps exactly one.
-        Event.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+            rows.append((self.sandbox_id, self.dataset.pk, p.event_id, identity_id,
+                         self.cluster_of[identity_id], p.timestamp, p.event_type, p.record,
+                         self.now))
+        # ON CONFLICT DO NOTHING: a concurrent request storing the same `_id` keeps one.
+        rows_insert(Event, ["sandbox", "dataset", "event_id", "identity", "cluster_id",
+                            "timestamp", "event_type", "payload", "ingested_at"], rows)
         return new
 
     # 4. profiles
@@ -474,15 +477,14 @@ class _Store:
             fresh = [value for value, _ in examples.most_common(SCHEMA_EXAMPLES)]
             row = existing.get(path)
             if row is None:
-                creates.append(SchemaField(class_name=class_name, path=path[:500], type=kind,
-                                           examples=fresh, count=count))
-                continue
-            row.count += count
-            row.examples = list(dict.fromkeys(list(row.examples) + fresh))[:SCHEMA_EXAMPLES]
-            updates.append(row)
-        SchemaField.objects.bulk_create(creates, ignore_conflicts=True, batch_size=500)
-        SchemaField.objects.bulk_update(updates, ["count", "examples", "updated_at"],
-                                        batch_size=500)
+                creates.append((self.sandbox_id, class_name, path[:500], kind, fresh, count,
+                                self.now))
+            else:
+                merged = list(dict.fromkeys(list(row.examples) + fresh))[:SCHEMA_EXAMPLES]
+                updates.append((row.pk, row.count + count, merged, self.now))
+        rows_insert(SchemaField, ["sandbox", "class_name", "path", "type", "examples", "count",
+                                  "updated_at"], creates)
+        rows_update(SchemaField, ["count", "examples", "updated_at"], updates)
 
 
 def _json_type(value: Any) -> str:

@@ -40,7 +40,9 @@ from audiences.models import (
     ProfileFragment,
 )
 from audiences.services.evaluation import profile_document
+from audiences.services.sql import rows_insert, rows_update
 from portal.errors import ErrorCode, SiftError
+from portal.scope import current_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +209,7 @@ def profiles_refresh(*, policies: list[MergePolicy], clusters: Iterable[int],
 
 def _refresh_entities(*, policies: list[MergePolicy], key: str, entity_ids: list[int],
                       now: datetime, result: RefreshResult) -> None:
+    sandbox_id = current_sandbox().pk
     for chunk in _chunks(entity_ids):
         fragments: dict[int, list[ProfileFragment]] = defaultdict(list)
         for fragment in ProfileFragment.objects.filter(**{f"{key}__in": chunk}).only(
@@ -221,8 +224,8 @@ def _refresh_entities(*, policies: list[MergePolicy], key: str, entity_ids: list
             members[cluster_id if key == "cluster_id" else pk].append((pk, namespace, value))
         existing = {(p.merge_policy_id, p.entity_id): p for p in Profile.objects.filter(
             merge_policy__in=policies, entity_id__in=chunk)}
-        creates: list[Profile] = []
-        updates: list[Profile] = []
+        creates: list[tuple] = []
+        updates: list[tuple] = []
         for entity_id in chunk:
             idents = members.get(entity_id)
             if not idents:
@@ -230,39 +233,28 @@ def _refresh_entities(*, policies: list[MergePolicy], key: str, entity_ids: list
             by_id = {i[0]: i for i in idents}
             namespace, value = _primary(fragments.get(entity_id, []), idents, by_id)
             identity_map = _identity_map(idents)
+            shared = (identity_map, namespace, value, len(idents), len(idents) > graph_limit(),
+                      now)
             for policy in policies:
                 attributes = merge_fragments(policy, fragments.get(entity_id, []))
                 row = existing.get((policy.pk, entity_id))
                 if row is None:
-                    row = Profile(merge_policy=policy, entity_id=entity_id)
                     result.attribute_paths.update(path for path, _ in leaf_paths(attributes))
-                    creates.append(row)
-                else:
-                    result.attribute_paths.update(changed_paths(row.attributes, attributes))
-                    if row.identity_map != identity_map:
-                        result.attribute_paths.add("identityMap")
-                    updates.append(row)
-                row.attributes = attributes
-                row.identity_map = identity_map
-                row.primary_namespace, row.primary_id = namespace, value
-                row.identity_count = len(idents)
-                row.excluded = len(idents) > graph_limit()
-                row.updated_at = now
-        if creates:
-            Profile.objects.bulk_create(creates, batch_size=500)
-            if any(p.pk is None for p in creates):  # backends that return no ids
-                found = {(p.merge_policy_id, p.entity_id): p.pk for p in Profile.objects.filter(
-                    merge_policy__in=policies, entity_id__in=chunk).only(
-                    "pk", "merge_policy_id", "entity_id")}
-                for row in creates:
-                    row.pk = found[(row.merge_policy_id, row.entity_id)]
-        if updates:
-            Profile.objects.bulk_update(updates, ["attributes", "identity_map",
-                                                  "primary_namespace", "primary_id",
-                                                  "identity_count", "excluded", "updated_at"],
-                                        batch_size=500)
-        result.profile_ids.update(p.pk for p in creates)
-        result.profile_ids.update(p.pk for p in updates)
+                    creates.append((sandbox_id, policy.pk, entity_id, attributes, *shared))
+                    continue
+                result.attribute_paths.update(changed_paths(row.attributes, attributes))
+                if row.identity_map != identity_map:
+                    result.attribute_paths.add("identityMap")
+                updates.append((row.pk, attributes, *shared))
+                result.profile_ids.add(row.pk)
+        inserted = rows_insert(Profile, ["sandbox", "merge_policy", "entity_id", *PROFILE_COLUMNS],
+                               creates, returning=["id"])
+        result.profile_ids.update(pk for (pk,) in inserted)
+        rows_update(Profile, PROFILE_COLUMNS, updates)
+
+
+PROFILE_COLUMNS = ["attributes", "identity_map", "primary_namespace", "primary_id",
+                   "identity_count", "excluded", "updated_at"]
 
 
 # --- Reading ---------------------------------------------------------------------------------
