@@ -24,11 +24,10 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Value, When
 
 from audiences.models import (
     EVENT_CLASS,
@@ -54,7 +53,7 @@ from audiences.services.profiles import (
     namespace_code,
     profiles_refresh,
 )
-from audiences.services.sql import rows_insert, rows_update
+from audiences.services.sql import column_remap, rows_insert, rows_update
 from portal.errors import ErrorCode, SiftError
 from portal.scope import current_sandbox
 
@@ -63,6 +62,9 @@ MAX_IDENTITY_LENGTH = 1024
 MAX_EVENT_BYTES = 10 * 1024  # profile guardrails: larger events are dropped
 MAX_RECORD_BYTES = 100 * 1024  # larger profile records are dropped
 MAX_STORED_ERRORS = 100
+# `last_seen` of identities and links is refreshed only when older than this: a write per
+# identity per event would double the cost of ingesting events for a value read in days.
+LAST_SEEN_PRECISION = timedelta(hours=1)
 SCHEMA_EXAMPLES = 5
 # Fields that describe the record rather than the person: not merged into profile attributes.
 RECORD_ONLY_FIELDS = ("identityMap", "_id")
@@ -246,6 +248,7 @@ class _Store:
         self.changed_clusters: set[int] = set()  # graphs that gained identities or merged
         self.absorbed: dict[int, int] = {}  # old graph id -> representative
         self.sandbox_id = current_sandbox().pk
+        self.stale_identities: list[int] = []
 
     def run(self, parsed: list[ParsedRecord], *, source: str) -> ProfileChange:
         policies = list(MergePolicy.objects.all())
@@ -297,17 +300,19 @@ class _Store:
     def _lookup_identities(self, keys: set[tuple[str, str]]) -> None:
         values = sorted({value for _, value in keys})
         for chunk in _chunks(values):
-            for pk, namespace, value, cluster_id in Identity.objects.filter(
-                    value__in=chunk).values_list("pk", "namespace", "value", "cluster_id"):
+            for pk, namespace, value, cluster_id, last_seen in Identity.objects.filter(
+                    value__in=chunk).values_list("pk", "namespace", "value", "cluster_id",
+                                                 "last_seen"):
                 if (namespace, value) in keys:
                     self.identity_pk[(namespace, value)] = pk
                     self.cluster_of[pk] = cluster_id or pk
+                    if last_seen < self.now - LAST_SEEN_PRECISION:
+                        self.stale_identities.append(pk)
 
     def _resolve_identities(self, parsed: list[ParsedRecord]) -> None:
         keys = {pair for p in parsed for pair in p.identities}
         self._lookup_identities(keys)
-        existing = list(self.cluster_of)
-        for chunk in _chunks(existing):
+        for chunk in _chunks(self.stale_identities):
             Identity.objects.filter(pk__in=chunk).update(last_seen=self.now)
         missing = sorted(keys - self.identity_pk.keys())
         if missing:
@@ -348,7 +353,7 @@ class _Store:
         if self.absorbed:
             # Absorbed graphs move wholesale: their identities, fragments and events.
             for model in (Identity, ProfileFragment, Event):
-                _remap_clusters(model, self.absorbed)
+                column_remap(model, "cluster_id", self.absorbed)
         self.cluster_of = new_cluster
 
     def _set_new_clusters(self) -> None:
@@ -359,12 +364,15 @@ class _Store:
         # Pairs of two new identities cannot exist yet; only the others need a look-up.
         maybe = sorted(pair for pair in pairs if not (set(pair) & self.new_identities))
         known: dict[tuple[int, int], int] = {}
+        stale: list[int] = []
         for chunk in _chunks(sorted({left for left, _ in maybe})):
-            for pk, left, right in IdentityLink.objects.filter(left_id__in=chunk).values_list(
-                    "pk", "left_id", "right_id"):
+            for pk, left, right, last_seen in IdentityLink.objects.filter(
+                    left_id__in=chunk).values_list("pk", "left_id", "right_id", "last_seen"):
                 if (left, right) in pairs:
                     known[(left, right)] = pk
-        for chunk in _chunks(sorted(known.values())):
+                    if last_seen < self.now - LAST_SEEN_PRECISION:
+                        stale.append(pk)
+        for chunk in _chunks(stale):
             IdentityLink.objects.filter(pk__in=chunk).update(last_seen=self.now)
         rows_insert(IdentityLink, ["sandbox", "left", "right", "last_seen"],
                     [(self.sandbox_id, left, right, self.now)
@@ -501,12 +509,3 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return "string"
-
-
-def _remap_clusters(model, mapping: dict[int, int]) -> None:
-    """`cluster_id` old -> new for every row of `model` in the absorbed graphs (one UPDATE
-    per chunk, a CASE over the chunk's graphs)."""
-    items = sorted(mapping.items())
-    for chunk in _chunks(items, 300):
-        model.objects.filter(cluster_id__in=[old for old, _ in chunk]).update(
-            cluster_id=Case(*[When(cluster_id=old, then=Value(new)) for old, new in chunk]))

@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -130,7 +130,7 @@ def changed_paths(before: dict, after: dict) -> set[str]:
 _MISSING = object()
 
 
-def merge_fragments(policy: MergePolicy, fragments: list[ProfileFragment]) -> dict:
+def merge_fragments(policy: MergePolicy, fragments: list) -> dict:
     """The merged attributes of one entity's fragments under `policy` (rules 2-4 above)."""
     by_time = sorted(fragments, key=lambda f: (f.updated_at, f.ingested_at, f.pk or 0))
     if policy.attribute_merge == MergePolicy.AttributeMerge.DATASET_PRECEDENCE:
@@ -144,6 +144,26 @@ def merge_fragments(policy: MergePolicy, fragments: list[ProfileFragment]) -> di
     for fragment in ordered:
         merged = deep_merge(merged, fragment.attributes or {})
     return merged
+
+
+class FragmentRow(NamedTuple):
+    """The columns of a fragment that merging needs (model instances cost more to build)."""
+
+    pk: int
+    dataset_id: str
+    identity_id: int
+    cluster_id: int
+    attributes: dict
+    updated_at: datetime
+    ingested_at: datetime
+
+
+class ProfileRow(NamedTuple):
+    pk: int
+    merge_policy_id: Any
+    entity_id: int
+    attributes: dict
+    identity_map: dict
 
 
 @dataclass
@@ -165,7 +185,7 @@ def _identity_map(identities: list[tuple[int, str, str]]) -> dict:
     return identity_map
 
 
-def _primary(fragments: list[ProfileFragment], identities: list[tuple[int, str, str]],
+def _primary(fragments: list[FragmentRow], identities: list[tuple[int, str, str]],
              by_id: dict[int, tuple[int, str, str]]) -> tuple[str, str]:
     """The primary identity of the newest fragment, else the graph's representative."""
     if fragments:
@@ -211,10 +231,11 @@ def _refresh_entities(*, policies: list[MergePolicy], key: str, entity_ids: list
                       now: datetime, result: RefreshResult) -> None:
     sandbox_id = current_sandbox().pk
     for chunk in _chunks(entity_ids):
-        fragments: dict[int, list[ProfileFragment]] = defaultdict(list)
-        for fragment in ProfileFragment.objects.filter(**{f"{key}__in": chunk}).only(
+        fragments: dict[int, list[FragmentRow]] = defaultdict(list)
+        for row in ProfileFragment.objects.filter(**{f"{key}__in": chunk}).values_list(
                 "pk", "dataset_id", "identity_id", "cluster_id", "attributes", "updated_at",
                 "ingested_at"):
+            fragment = FragmentRow(*row)
             fragments[getattr(fragment, key)].append(fragment)
         ident_key = "cluster_id" if key == "cluster_id" else "pk"
         members: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
@@ -222,8 +243,9 @@ def _refresh_entities(*, policies: list[MergePolicy], key: str, entity_ids: list
                 **{f"{ident_key}__in": chunk}).values_list("pk", "cluster_id", "namespace",
                                                           "value"):
             members[cluster_id if key == "cluster_id" else pk].append((pk, namespace, value))
-        existing = {(p.merge_policy_id, p.entity_id): p for p in Profile.objects.filter(
-            merge_policy__in=policies, entity_id__in=chunk)}
+        existing = {(row[1], row[2]): ProfileRow(*row) for row in Profile.objects.filter(
+            merge_policy__in=policies, entity_id__in=chunk).values_list(
+            "pk", "merge_policy_id", "entity_id", "attributes", "identity_map")}
         creates: list[tuple] = []
         updates: list[tuple] = []
         for entity_id in chunk:
