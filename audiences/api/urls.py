@@ -32,3 +32,32 @@ urlpatterns += [
 # Edge segmentation: synchronous, for one identity.
 urlpatterns += [
 ]
+
+# Profile store: catalog datasets, streaming connections and ingestion, merge policies, Profile
+# Access.
+from audiences.api.views import collection, datasets, merge_policies, profiles  # noqa: E402
+
+urlpatterns += [
+    path("data/foundation/catalog/dataSets", datasets.DatasetListApi.as_view(),
+         name="api_datasets"),
+    path("data/foundation/catalog/dataSets/<str:dataset_id>", datasets.DatasetDetailApi.as_view(),
+         name="api_dataset"),
+    path("data/foundation/catalog/datasets", datasets.DatasetListApi.as_view(),
+         name="api_datasets_lower"),
+    path("data/foundation/catalog/datasets/<str:dataset_id>", datasets.DatasetDetailApi.as_view(),
+         name="api_dataset_lower"),
+    path("data/foundation/flowservice/connections", datasets.ConnectionListApi.as_view(),
+         name="api_connections"),
+    path("data/foundation/flowservice/connections/<str:connection_id>",
+         datasets.ConnectionDetailApi.as_view(), name="api_connection"),
+    path("collection/batch/<str:inlet_id>", collection.CollectionBatchApi.as_view(),
+         name="collection_batch"),
+    path("collection/<str:inlet_id>", collection.CollectionApi.as_view(), name="collection"),
+    path("data/core/ups/config/mergePolicies", merge_policies.MergePolicyListApi.as_view(),
+         name="api_merge_policies"),
+    path("data/core/ups/config/mergePolicies/bulk-get",
+         merge_policies.MergePolicyBulkGetApi.as_view(), name="api_merge_policies_bulk_get"),
+    path("data/core/ups/config/mergePolicies/<str:merge_policy_id>",
+         merge_policies.MergePolicyDetailApi.as_view(), name="api_merge_policy"),
+    path("data/core/ups/access/entities", profiles.EntitiesApi.as_view(), name="api_entities"),
+]

@@ -175,6 +175,11 @@ def _tag_enabled(dataset: Dataset, tag: str) -> bool:
     return values is None or "enabled:false" not in values
 
 
+def accepts_data(dataset: Dataset) -> bool:
+    """Whether `ingest_records` takes records for `dataset` (its Profile tag is not off)."""
+    return _tag_enabled(dataset, "unifiedProfile")
+
+
 def _chunks(values: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
@@ -186,7 +191,7 @@ def _chunks(values: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
 def ingest_records(*, dataset: Dataset, records: list[dict], now: datetime, source: str,
                    connection: StreamingConnection | None = None) -> IngestResult:
     """Validate, store and link `records` into `dataset`; announce the change after commit."""
-    if not _tag_enabled(dataset, "unifiedProfile"):
+    if not accepts_data(dataset):
         raise SiftError(ErrorCode.INVALID,
                         f"Dataset {dataset.pk} is not enabled for Profile "
                         "(tags.unifiedProfile); enable it before sending data.",

@@ -20,6 +20,7 @@ After ingestion commits, `changed(change)` hands a `ProfileChange` to every cons
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ from audiences.models import (
     ProfileFragment,
 )
 from audiences.services.evaluation import profile_document
+from audiences.services.memberships import exit_profiles
 from audiences.services.sql import rows_insert, rows_update
 from portal.errors import ErrorCode, SiftError
 from portal.scope import current_sandbox
@@ -215,9 +217,13 @@ def profiles_refresh(*, policies: list[MergePolicy], clusters: Iterable[int],
     absorbed = sorted(set(absorbed_clusters))
     if absorbed and stitching:
         for chunk in _chunks(absorbed):
-            gone = Profile.objects.filter(merge_policy__in=stitching, entity_id__in=chunk)
-            result.removed_profile_ids.update(gone.values_list("pk", flat=True))
-            gone.delete()
+            gone = list(Profile.objects.filter(merge_policy__in=stitching, entity_id__in=chunk)
+                        .values_list("pk", flat=True))
+            if gone:
+                # Their audiences see them leave (the change log records it), then they go.
+                exit_profiles(profile_ids=gone, at=now)
+                Profile.objects.filter(pk__in=gone).delete()
+                result.removed_profile_ids.update(gone)
     if stitching and clusters:
         _refresh_entities(policies=stitching, key="cluster_id", entity_ids=clusters, now=now,
                           result=result)
@@ -382,3 +388,28 @@ def profile_lookup(*, namespace: str, value: str, merge_policy: MergePolicy | No
     memberships = list(Membership.objects.filter(profile=profile)
                        .select_related("definition").order_by("definition__name"))
     return ProfileView(profile, policy, identities, links, fragments, recent, memberships)
+
+
+# --- XIDs: opaque, stable ids for identities and merged profiles (Profile Access) ----------
+
+
+def identity_xid(namespace: str, value: str) -> str:
+    """An identity's XID: URL-safe base64 of `namespace NUL value` (decodable, no look-up)."""
+    raw = f"{namespace}\x00{value}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def xid_identity(xid: str) -> tuple[str, str] | None:
+    """(namespace, value) of an XID, or None when `xid` is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(xid + "=" * (-len(xid) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    namespace, sep, value = raw.partition("\x00")
+    return (namespace, value) if sep and namespace and value else None
+
+
+def profile_xid(view: ProfileView) -> str:
+    """A merged profile's id: the XID of its representative (smallest-id) identity."""
+    first = min(view.identities, key=lambda i: i.pk)
+    return identity_xid(first.namespace, first.value)
