@@ -15,14 +15,3 @@ def browse(request):
                    .prefetch_related("tags").order_by("name")[:50])
     return render_page_or_partial(request, "audiences/browse.html", "audiences/_table.html",
                                   {"definitions": definitions, "nav": "audiences"})
-
-
-@require_safe
-@portal_view(role="admin")
-def merge_policies(request):
-    from audiences.models import MergePolicy
-
-    policies = MergePolicy.objects.order_by("-is_default", "name")
-    return render_page_or_partial(request, "audiences/merge_policies.html",
-                                  "audiences/merge_policies.html",
-                                  {"policies": policies, "nav": "merge-policies"})
