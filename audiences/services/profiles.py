@@ -413,3 +413,14 @@ def profile_xid(view: ProfileView) -> str:
     """A merged profile's id: the XID of its representative (smallest-id) identity."""
     first = min(view.identities, key=lambda i: i.pk)
     return identity_xid(first.namespace, first.value)
+
+
+def schema_fields(*, class_name: str | None = None):
+    """The schema catalogue discovered from ingested data (Segment Builder's attribute and
+    event trees): paths in order, with type, example values and how often each was seen."""
+    from audiences.models import SchemaField
+
+    fields = SchemaField.objects.all()
+    if class_name:
+        fields = fields.filter(class_name=class_name)
+    return fields.order_by("class_name", "path")

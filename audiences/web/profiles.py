@@ -25,11 +25,12 @@ from audiences.models import (
 from audiences.services import datasets as dataset_service
 from audiences.services import merge_policies as policy_service
 from audiences.services.datasets import EVENT_SCHEMA_ID, PROFILE_SCHEMA_ID
-from audiences.services.profiles import merge_fragments, profile_lookup
+from audiences.services.profiles import merge_fragments, profile_lookup, schema_fields
 from portal.errors import SiftError
 from portal.web import portal_view, render_page_or_partial
 
 RECENT_BATCHES = 20
+SCHEMA_FIELDS_SHOWN = 200
 PREVIEW_PROFILES = 5
 WIZARD_STEPS = ("configure", "profile datasets", "event datasets", "review")
 
@@ -63,6 +64,7 @@ def _datasets_context(request, *, dataset_form=None, connection_form=None) -> di
         "dataset_form": dataset_form or DatasetForm(),
         "connection_form": connection_form or ConnectionForm(),
         "collection_base": request.build_absolute_uri("/collection/"),
+        "schema_fields": schema_fields()[:SCHEMA_FIELDS_SHOWN],
     }
 
 

@@ -33,6 +33,7 @@ def test_the_datasets_page_lists_datasets_inlets_and_rejections(alice, data):
     html = page.content.decode()
     assert data["crm"].pk in html and "Create dataset" in html
     assert "identityMap is missing" in html
+    assert "homeAddress.city" in html  # the schema catalogue
 
 
 def test_admins_create_datasets_and_connections_from_the_page(alice, acme_prod):
