@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from audiences.models import (
     EVENT_CLASS,
@@ -53,7 +53,7 @@ from audiences.services.profiles import (
     namespace_code,
     profiles_refresh,
 )
-from audiences.services.sql import column_remap, rows_insert, rows_update
+from audiences.services.sql import any_of, column_remap, rows_insert, rows_update
 from portal.errors import ErrorCode, SiftError
 from portal.scope import current_sandbox
 
@@ -65,6 +65,7 @@ MAX_STORED_ERRORS = 100
 # `last_seen` of identities and links is refreshed only when older than this: a write per
 # identity per event would double the cost of ingesting events for a value read in days.
 LAST_SEEN_PRECISION = timedelta(hours=1)
+GRAPH_LOCK_CLASS = 4_004  # first key of the advisory lock that serialises graph merges
 SCHEMA_EXAMPLES = 5
 # Fields that describe the record rather than the person: not merged into profile attributes.
 RECORD_ONLY_FIELDS = ("identityMap", "_id")
@@ -234,11 +235,14 @@ class _Graph:
             self.parent[node], node = root, self.parent.get(node, node)
         return root
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int) -> bool:
+        """Join the graphs of `a` and `b`; True when they were two graphs."""
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            low, high = min(ra, rb), max(ra, rb)
-            self.parent[high] = low
+        if ra == rb:
+            return False
+        low, high = min(ra, rb), max(ra, rb)
+        self.parent[high] = low
+        return True
 
 
 class _Store:
@@ -273,16 +277,14 @@ class _Store:
         primaries = {self.identity_pk[p.identities[0]] for p in touched}
         # Graphs and identities whose attributes did not change only need their profile ids,
         # unless some policy has no profile for them yet.
-        other_clusters = {self.cluster_of[i] for i in primaries} - refresh_clusters
-        other_ids = primaries - refresh_ids
-        refresh_clusters |= self._without_profile(other_clusters, policies, stitches=True)
-        refresh_ids |= self._without_profile(other_ids, policies, stitches=False)
-        result = profiles_refresh(policies=policies, clusters=refresh_clusters,
-                                  identities=refresh_ids, now=self.now,
+        graph_profiles, graphs_missing = self._profiles_of(
+            {self.cluster_of[i] for i in primaries} - refresh_clusters, policies, stitches=True)
+        identity_profiles, identities_missing = self._profiles_of(
+            primaries - refresh_ids, policies, stitches=False)
+        result = profiles_refresh(policies=policies, clusters=refresh_clusters | graphs_missing,
+                                  identities=refresh_ids | identities_missing, now=self.now,
                                   absorbed_clusters=self.absorbed.keys())
-        profile_ids = result.profile_ids | self._existing_profiles(
-            clusters=other_clusters - refresh_clusters, identities=other_ids - refresh_ids,
-            policies=policies)
+        profile_ids = result.profile_ids | graph_profiles | identity_profiles
         self._catalogue(parsed)
         event_types = tuple(dict.fromkeys(p.event_type for p in touched if p.event_type))
         return ProfileChange(
@@ -303,12 +305,16 @@ class _Store:
             for code in sorted(codes - known)], ignore_conflicts=True)
 
     def _lookup_identities(self, keys: set[tuple[str, str]]) -> None:
-        values = sorted({value for _, value in keys})
-        for chunk in _chunks(values):
-            for pk, namespace, value, cluster_id, last_seen in Identity.objects.filter(
-                    value__in=chunk).values_list("pk", "namespace", "value", "cluster_id",
-                                                 "last_seen"):
-                if (namespace, value) in keys:
+        # Per namespace, so the (sandbox, namespace, value) unique index serves the look-up.
+        by_namespace: dict[str, list[str]] = defaultdict(list)
+        for namespace, value in sorted(keys):
+            by_namespace[namespace].append(value)
+        for namespace, values in by_namespace.items():
+            for chunk in _chunks(values):
+                rows = Identity.objects.filter(any_of("value", chunk),
+                                               namespace=namespace).values_list(
+                    "pk", "value", "cluster_id", "last_seen")
+                for pk, value, cluster_id, last_seen in rows:
                     self.identity_pk[(namespace, value)] = pk
                     self.cluster_of[pk] = cluster_id or pk
                     if last_seen < self.now - LAST_SEEN_PRECISION:
@@ -318,7 +324,7 @@ class _Store:
         keys = {pair for p in parsed for pair in p.identities}
         self._lookup_identities(keys)
         for chunk in _chunks(self.stale_identities):
-            Identity.objects.filter(pk__in=chunk).update(last_seen=self.now)
+            Identity.objects.filter(any_of("pk", chunk)).update(last_seen=self.now)
         missing = sorted(keys - self.identity_pk.keys())
         if missing:
             inserted = rows_insert(
@@ -335,16 +341,40 @@ class _Store:
 
     # 2. the graph
 
-    def _link(self, parsed: list[ParsedRecord]) -> None:
+    def _union(self, parsed: list[ParsedRecord]) -> tuple[_Graph, set[tuple[int, int]], bool]:
+        """The graph after this batch's links, its edges, and whether any two graphs met."""
         graph = _Graph()
         pairs: set[tuple[int, int]] = set()
+        joined = False
         for p in parsed:
             if len(p.identities) < 2:
                 continue  # one identity alone creates no link (Identity Service rule)
             ids = [self.identity_pk[pair] for pair in p.identities]
             for other in ids[1:]:
                 pairs.add((min(ids[0], other), max(ids[0], other)))
-                graph.union(self.cluster_of[ids[0]], self.cluster_of[other])
+                joined |= graph.union(self.cluster_of[ids[0]], self.cluster_of[other])
+        return graph, pairs, joined
+
+    def _lock_graphs(self) -> None:
+        """Serialise graph merges per sandbox on PostgreSQL, then re-read the graph ids: two
+        requests merging the same graphs concurrently would otherwise each remap from a stale
+        view. Only batches that join graphs take the lock (known links take none). SQLite
+        already allows one writer at a time."""
+        if connection.vendor != "postgresql":
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [GRAPH_LOCK_CLASS, self.sandbox_id])
+        for chunk in _chunks(sorted(self.cluster_of)):
+            for pk, cluster_id in Identity.objects.filter(any_of("pk", chunk)).values_list(
+                    "pk", "cluster_id"):
+                self.cluster_of[pk] = cluster_id or pk
+
+    def _link(self, parsed: list[ParsedRecord]) -> None:
+        graph, pairs, joined = self._union(parsed)
+        if joined:
+            self._lock_graphs()
+            graph, pairs, joined = self._union(parsed)
         self._store_links(pairs)
         new_cluster: dict[int, int] = {}
         for pk, cluster in self.cluster_of.items():
@@ -371,14 +401,15 @@ class _Store:
         known: dict[tuple[int, int], int] = {}
         stale: list[int] = []
         for chunk in _chunks(sorted({left for left, _ in maybe})):
-            for pk, left, right, last_seen in IdentityLink.objects.filter(
-                    left_id__in=chunk).values_list("pk", "left_id", "right_id", "last_seen"):
+            rows = IdentityLink.objects.filter(any_of("left_id", chunk)).values_list(
+                "pk", "left_id", "right_id", "last_seen")
+            for pk, left, right, last_seen in rows:
                 if (left, right) in pairs:
                     known[(left, right)] = pk
                     if last_seen < self.now - LAST_SEEN_PRECISION:
                         stale.append(pk)
         for chunk in _chunks(stale):
-            IdentityLink.objects.filter(pk__in=chunk).update(last_seen=self.now)
+            IdentityLink.objects.filter(any_of("pk", chunk)).update(last_seen=self.now)
         rows_insert(IdentityLink, ["sandbox", "left", "right", "last_seen"],
                     [(self.sandbox_id, left, right, self.now)
                      for left, right in sorted(pairs - known.keys())])
@@ -423,7 +454,7 @@ class _Store:
         ids = sorted(first)
         seen: set[str] = set()
         for chunk in _chunks(ids):
-            seen.update(Event.objects.filter(event_id__in=chunk).values_list("event_id",
+            seen.update(Event.objects.filter(any_of("event_id", chunk)).values_list("event_id",
                                                                               flat=True))
         new = [p for event_id, p in first.items() if event_id not in seen]
         rows = []
@@ -439,29 +470,22 @@ class _Store:
 
     # 4. profiles
 
-    def _without_profile(self, entities: set[int], policies: list[MergePolicy], *,
-                         stitches: bool) -> set[int]:
-        """Entities that some merge policy of that kind has no profile for yet."""
+    def _profiles_of(self, entities: set[int], policies: list[MergePolicy], *,
+                     stitches: bool) -> tuple[set[int], set[int]]:
+        """(profile pks of these entities, entities some policy of that kind has no profile
+        for yet), in one query per chunk."""
         group = [p.pk for p in policies if p.stitches == stitches]
         if not entities or not group:
-            return set()
+            return set(), set()
+        found: set[int] = set()
         counts: Counter = Counter()
         for chunk in _chunks(sorted(entities)):
-            counts.update(Profile.objects.filter(merge_policy_id__in=group, entity_id__in=chunk)
-                          .values_list("entity_id", flat=True))
-        return {e for e in entities if counts[e] < len(group)}
-
-    def _existing_profiles(self, *, clusters: set[int], identities: set[int],
-                           policies: list[MergePolicy]) -> set[int]:
-        found: set[int] = set()
-        for entities, stitches in ((clusters, True), (identities, False)):
-            group = [p.pk for p in policies if p.stitches == stitches]
-            for chunk in _chunks(sorted(entities)):
-                if group:
-                    found.update(Profile.objects.filter(merge_policy_id__in=group,
-                                                        entity_id__in=chunk)
-                                 .values_list("pk", flat=True))
-        return found
+            for pk, entity_id in Profile.objects.filter(
+                    any_of("entity_id", chunk), merge_policy_id__in=group).values_list(
+                    "pk", "entity_id"):
+                found.add(pk)
+                counts[entity_id] += 1
+        return found, {e for e in entities if counts[e] < len(group)}
 
     # 5. the schema catalogue
 

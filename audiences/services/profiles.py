@@ -42,7 +42,7 @@ from audiences.models import (
 )
 from audiences.services.evaluation import profile_document
 from audiences.services.memberships import exit_profiles
-from audiences.services.sql import rows_insert, rows_update
+from audiences.services.sql import any_of, rows_insert, rows_update
 from portal.errors import ErrorCode, SiftError
 from portal.scope import current_sandbox
 
@@ -238,19 +238,19 @@ def _refresh_entities(*, policies: list[MergePolicy], key: str, entity_ids: list
     sandbox_id = current_sandbox().pk
     for chunk in _chunks(entity_ids):
         fragments: dict[int, list[FragmentRow]] = defaultdict(list)
-        for row in ProfileFragment.objects.filter(**{f"{key}__in": chunk}).values_list(
+        for row in ProfileFragment.objects.filter(any_of(key, chunk)).values_list(
                 "pk", "dataset_id", "identity_id", "cluster_id", "attributes", "updated_at",
                 "ingested_at"):
             fragment = FragmentRow(*row)
             fragments[getattr(fragment, key)].append(fragment)
         ident_key = "cluster_id" if key == "cluster_id" else "pk"
         members: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-        for pk, cluster_id, namespace, value in Identity.objects.filter(
-                **{f"{ident_key}__in": chunk}).values_list("pk", "cluster_id", "namespace",
-                                                          "value"):
+        rows = Identity.objects.filter(any_of(ident_key, chunk)).values_list(
+            "pk", "cluster_id", "namespace", "value")
+        for pk, cluster_id, namespace, value in rows:
             members[cluster_id if key == "cluster_id" else pk].append((pk, namespace, value))
         existing = {(row[1], row[2]): ProfileRow(*row) for row in Profile.objects.filter(
-            merge_policy__in=policies, entity_id__in=chunk).values_list(
+            any_of("entity_id", chunk), merge_policy__in=policies).values_list(
             "pk", "merge_policy_id", "entity_id", "attributes", "identity_map")}
         creates: list[tuple] = []
         updates: list[tuple] = []

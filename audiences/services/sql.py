@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models import F, Lookup
 
 
 def _connection():
@@ -169,3 +170,31 @@ def column_remap(model, field: str, mapping: dict[int, int]) -> None:
                 params = [value for pair in chunk for value in pair]
             cursor.execute(f"UPDATE {table} SET {column} = v.c1 FROM {source} "
                            f"WHERE {table}.{column} = v.c0", params)
+
+
+class _AnyOf(Lookup):
+    """`column = ANY(ARRAY(SELECT …jsonb_array_elements_text(%s)))` on PostgreSQL: ONE JSON
+    parameter (psycopg parses every `%s` of a long statement on each call) and an index scan
+    (the ARRAY(...) is an init-plan; a plain `IN (SELECT …)` gets hash-joined over the whole
+    table). Plain `IN (%s, …)` elsewhere."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def get_prep_lookup(self):
+        return list(self.rhs)
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = self.rhs
+        if connection.vendor == "postgresql":
+            kind = "bigint" if all(isinstance(v, int) for v in values) else "text"
+            return (f"{lhs} = ANY(ARRAY(SELECT (jsonb_array_elements_text(%s::jsonb))::{kind}))",
+                    [*lhs_params, json.dumps(values)])
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
+
+
+def any_of(field: str, values: list) -> Lookup:
+    """A filter expression: `field` is one of `values` (ints or strings), e.g.
+    `Identity.objects.filter(any_of("value", chunk))`. Empty `values` matches nothing."""
+    return _AnyOf(F(field), list(values) or [None])
