@@ -230,3 +230,31 @@ def test_sandboxes_do_not_share_identities(crm, acme_dev):
         assert not Identity.objects.exists()
         assert profile_for_identity(merge_policy=MergePolicy.objects.get(is_default=True),
                                     namespace="CRMID", value="c1") is None
+
+
+def _count_queries(records, dataset) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        ingest_records(dataset=dataset, records=records, now=NOW, source="import")
+    return len(captured)
+
+
+@pytest.mark.parametrize("kind", ["profiles", "events"])
+def test_ingestion_is_set_wise_the_query_count_does_not_grow_with_the_batch(kind, crm, web):
+    """Ten records or two hundred: about the same number of queries (batched look-ups and
+    writes; the first batch also registers the namespaces, and SQLite's 999-parameter limit
+    splits a few multi-row statements in two)."""
+    def batch(start: int, size: int) -> list[dict]:
+        if kind == "profiles":
+            return [person({"CRMID": f"c{n}", "Email": f"{n}@x.com"}, loyalty={"points": n})
+                    for n in range(start, start + size)]
+        return [event(f"e{n}", {"ECID": f"{n}", "Email": f"{n}@x.com"})
+                for n in range(start, start + size)]
+
+    dataset = crm if kind == "profiles" else web
+    small = _count_queries(batch(0, 10), dataset)
+    large = _count_queries(batch(1000, 200), dataset)
+    assert abs(large - small) <= 6
+    assert large < 40
