@@ -140,12 +140,12 @@ def record_parse(record: Any, *, index: int, is_event: bool) -> ParsedRecord:
     if not isinstance(record, dict):
         raise RecordInvalid("A record must be a JSON object.")
     try:
-        text = json.dumps(record, separators=(",", ":"))
-    except (TypeError, ValueError):
-        raise RecordInvalid("The record is not serialisable as JSON.") from None
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        size = len(text.encode())
+    except (TypeError, ValueError):  # UnicodeEncodeError: a lone surrogate
+        raise RecordInvalid("The record is not valid UTF-8 JSON.") from None
     if "\\u0000" in text:  # PostgreSQL's jsonb refuses NUL characters
         raise RecordInvalid("The record contains a NUL character.")
-    size = len(text)
     limit = MAX_EVENT_BYTES if is_event else MAX_RECORD_BYTES
     if size > limit:
         raise RecordInvalid(f"The record is {size} bytes; the limit for this class is "

@@ -258,3 +258,14 @@ def test_ingestion_is_set_wise_the_query_count_does_not_grow_with_the_batch(kind
     large = _count_queries(batch(1000, 200), dataset)
     assert abs(large - small) <= 6
     assert large < 40
+
+
+def test_records_postgres_could_not_store_are_rejected_not_crashed(web):
+    result = ingest_records(dataset=web, records=[
+        event("e1", {"ECID": "1"}, note="nul \x00 here"),
+        event("e2", {"ECID": "1"}, note="lone \ud800 surrogate"),
+        event("e3", {"ECID": "1"}, padding="x" * 11_000),
+    ], now=NOW, source="streaming")
+    assert [index for index, _ in result.rejected] == [0, 1, 2]
+    assert "NUL" in result.rejected[0][1] and "UTF-8" in result.rejected[1][1]
+    assert "limit" in result.rejected[2][1]
