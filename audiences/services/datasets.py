@@ -94,7 +94,10 @@ def dataset_list(*, class_name: str | None = None) -> QuerySet:
 
 
 def dataset_get(*, dataset_id: str) -> Dataset:
-    dataset = Dataset.objects.filter(pk=str(dataset_id)).first()
+    dataset_id = str(dataset_id)
+    # Catalog ids are short hex strings; anything else (NUL included) names no dataset.
+    dataset = (Dataset.objects.filter(pk=dataset_id).first()
+               if len(dataset_id) <= 32 and "\x00" not in dataset_id else None)
     if dataset is None:
         raise SiftError(ErrorCode.NOT_FOUND,
                         f"Dataset {str(dataset_id)[:64]!r} does not exist in this sandbox.",
@@ -144,7 +147,7 @@ def streaming_connection_get(*, connection_id: Any) -> StreamingConnection:
 def inlet_find(*, inlet_id: str) -> StreamingConnection | None:
     """The connection owning an inlet id, across every tenant: the collection endpoint is
     reached by inlet id alone, and the connection then says which sandbox to scope to."""
-    if not isinstance(inlet_id, str) or len(inlet_id) != 64:
+    if not isinstance(inlet_id, str) or len(inlet_id) != 64 or "\x00" in inlet_id:
         return None
     return (StreamingConnection.objects.unscoped()
             .select_related("sandbox__organization").filter(inlet_id=inlet_id.lower()).first())

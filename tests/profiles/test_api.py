@@ -341,3 +341,14 @@ def test_a_graph_over_the_identity_limit_is_refused_with_422(alice, stored, sett
                                           "entityId": "c1", "entityIdNS": "CRMID"})
     assert response.status_code == 422
     assert response.json()["detail"] == "Too many related identities"
+
+
+def test_nul_characters_are_refused_with_400_not_a_server_error(alice, stored):
+    api = alice.api()
+    policy_id = api.get(POLICIES).json()["children"][0]["id"]
+    assert api.patch(f"{POLICIES}/{policy_id}", {"op": "add", "path": "/name",
+                                                 "value": "a\x00b"}).status_code == 400
+    assert api.post(ENTITIES, {"schema": {"name": "_xdm.context.profile"},
+                               "identities": [{"entityId": "a\x00", "entityIdNS": "Email"}]}
+                    ).status_code == 400
+    assert api.get(f"{DATASETS}/ab\x00").status_code == 404

@@ -135,7 +135,8 @@ class DatasetDetailApi(APIView):
                    request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def patch(self, request, dataset_id: str):
         dataset = service.dataset_get(dataset_id=dataset_id)
-        operations = request.data if isinstance(request.data, list) else [request.data]
+        operations = no_nul(request.data if isinstance(request.data, list) else [request.data],
+                            "body")
         tags: dict = {}
         for position, operation in enumerate(operations):
             path = operation.get("path", "") if isinstance(operation, dict) else ""

@@ -24,6 +24,7 @@ from audiences.api.common import (
     clean_param,
     epoch_s,
     next_href,
+    no_nul,
     paginate,
 )
 from audiences.models import PROFILE_CLASS, MergePolicy
@@ -227,7 +228,8 @@ class MergePolicyDetailApi(APIView):
                    request=OpenApiTypes.OBJECT, responses={200: MergePolicyOutput, **ERRORS})
     def patch(self, request, merge_policy_id: str):
         policy = _policy(merge_policy_id)
-        operations = request.data if isinstance(request.data, list) else [request.data]
+        operations = no_nul(request.data if isinstance(request.data, list) else [request.data],
+                            "body")
         changes: dict[str, Any] = {}
         for position, operation in enumerate(operations):
             if not isinstance(operation, dict) or operation.get("op") not in ("add", "replace"):

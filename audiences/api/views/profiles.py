@@ -19,7 +19,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audiences.api.common import clean_param, epoch_ms, int_param
+from audiences.api.common import clean_param, epoch_ms, int_param, no_nul
 from audiences.models import EVENT_CLASS, PROFILE_CLASS, Event, MergePolicy
 from audiences.services.profiles import (
     ProfileView,
@@ -230,7 +230,7 @@ class EntitiesApi(APIView):
     @extend_schema(tags=TAG, summary="Several merged profiles (or their events) by identity",
                    request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request):
-        body = request.data if isinstance(request.data, dict) else {}
+        body = no_nul(request.data if isinstance(request.data, dict) else {}, "body")
         schema = _schema((body.get("schema") or {}).get("name")
                          if isinstance(body.get("schema"), dict) else None)
         identities = body.get("identities")
