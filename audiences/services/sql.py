@@ -135,16 +135,19 @@ def rows_update(model, fields: Sequence[str], rows: list[Sequence[Any]]) -> None
     with connection.cursor() as cursor:
         for start in range(0, len(prepared), size):
             chunk = prepared[start:start + size]
+            where = f"{table}.{pk_column} = v.c0"
             if postgres:
                 source, params = _recordset(connection, model, all_fields, chunk)
+                where += f" AND {table}.{pk_column} = ANY(%s::bigint[])"
+                params.append([row[0] for row in chunk])
             else:
                 # SQLite names VALUES columns column1, column2…: alias them in a sub-select.
                 aliases = ", ".join(f"column{i + 1} AS {n}" for i, n in enumerate(names))
                 values = ", ".join([row_sql] * len(chunk))
                 source = f"(SELECT {aliases} FROM (VALUES {values})) AS v"
                 params = [value for row in chunk for value in row]
-            cursor.execute(f"UPDATE {table} SET {assignments} FROM {source} "
-                           f"WHERE {table}.{pk_column} = v.c0", params)
+            cursor.execute(f"UPDATE {table} SET {assignments} FROM {source} WHERE {where}",
+                           params)
 
 
 def column_remap(model, field: str, mapping: dict[int, int]) -> None:
@@ -162,21 +165,25 @@ def column_remap(model, field: str, mapping: dict[int, int]) -> None:
         for start in range(0, len(items), size):
             chunk = items[start:start + size]
             if postgres:
+                # The constant array makes the old values an index condition; joining the
+                # recordset alone gets planned as a scan of the whole table.
                 source = "jsonb_to_recordset(%s::jsonb) AS v(c0 bigint, c1 bigint)"
-                params: list[Any] = [json.dumps([{"c0": old, "c1": new} for old, new in chunk])]
+                params: list[Any] = [json.dumps([{"c0": old, "c1": new} for old, new in chunk]),
+                                     [old for old, _ in chunk]]
+                where = f"{table}.{column} = v.c0 AND {table}.{column} = ANY(%s::bigint[])"
             else:
                 values = ", ".join(["(%s, %s)"] * len(chunk))
                 source = f"(SELECT column1 AS c0, column2 AS c1 FROM (VALUES {values})) AS v"
                 params = [value for pair in chunk for value in pair]
-            cursor.execute(f"UPDATE {table} SET {column} = v.c1 FROM {source} "
-                           f"WHERE {table}.{column} = v.c0", params)
+                where = f"{table}.{column} = v.c0"
+            cursor.execute(f"UPDATE {table} SET {column} = v.c1 FROM {source} WHERE {where}",
+                           params)
 
 
 class _AnyOf(Lookup):
-    """`column = ANY(ARRAY(SELECT …jsonb_array_elements_text(%s)))` on PostgreSQL: ONE JSON
-    parameter (psycopg parses every `%s` of a long statement on each call) and an index scan
-    (the ARRAY(...) is an init-plan; a plain `IN (SELECT …)` gets hash-joined over the whole
-    table). Plain `IN (%s, …)` elsewhere."""
+    """`column = ANY(%s)` with ONE array parameter on PostgreSQL (psycopg parses every `%s` of a
+    long statement on each call; a constant array is still an index condition, which an array
+    computed in a sub-select is not). Plain `IN (%s, …)` elsewhere."""
 
     lookup_name = "any_of"
     prepare_rhs = False
@@ -189,8 +196,7 @@ class _AnyOf(Lookup):
         values = self.rhs
         if connection.vendor == "postgresql":
             kind = "bigint" if all(isinstance(v, int) for v in values) else "text"
-            return (f"{lhs} = ANY(ARRAY(SELECT (jsonb_array_elements_text(%s::jsonb))::{kind}))",
-                    [*lhs_params, json.dumps(values)])
+            return f"{lhs} = ANY(%s::{kind}[])", [*lhs_params, values]
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
 
 
