@@ -81,3 +81,13 @@ def merge_policy_rebuild(merge_policy_id: str, version: int) -> str:
         return "GONE"
     with sandbox_scope(policy.sandbox):
         return rebuild(merge_policy_id=merge_policy_id, version=version, now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.merge_policy_rebuild_sweep")
+def merge_policy_rebuild_sweep() -> int:
+    """Re-enqueue merge-policy rebuilds whose worker stopped sending heartbeats (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.merge_policies import merge_policy_rebuild_sweep as sweep
+
+    return sweep(now=timezone.now())

@@ -41,4 +41,9 @@ app.conf.beat_schedule = {
         "task": "audiences.tasks.metrics_rollup",
         "schedule": 60.0,
     },
+    # Re-enqueue merge-policy rebuilds whose worker stopped sending heartbeats.
+    "merge-policy-rebuilds-sweep": {
+        "task": "audiences.tasks.merge_policy_rebuild_sweep",
+        "schedule": crontab(minute="*/5"),
+    },
 }

@@ -220,3 +220,5 @@ SIFT_ESTIMATE_SAMPLE_FRACTION_ABOVE = envint("SIFT_ESTIMATE_SAMPLE_FRACTION_ABOV
 SIFT_PREVIEW_MAX_RESULTS = envint("SIFT_PREVIEW_MAX_RESULTS", 1000)
 # A preview whose worker has not written progress for this long is reported FAILED.
 SIFT_PREVIEW_STALE_SECONDS = envint("SIFT_PREVIEW_STALE_SECONDS", 600)
+# A merge-policy rebuild whose heartbeat is older than this is re-enqueued by the sweeper.
+SIFT_REBUILD_STALE_SECONDS = envint("SIFT_REBUILD_STALE_SECONDS", 600)

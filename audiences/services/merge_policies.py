@@ -12,17 +12,19 @@ Rules (shared/aep-reference.md Part B §6.3):
    datasets, when listed, restrict which events count.
 6. Creating a policy, or changing how it merges, rebuilds its profiles from the stored fragments
    in a Celery task, chunk by chunk, recording `rebuild_progress`. Each change bumps `version`;
-   a rebuild that sees a newer version stops (the newer one takes over).
+   a rebuild that sees a newer version stops (the newer one takes over). A rebuild records a
+   heartbeat per chunk; `merge_policy_rebuild_sweep` re-enqueues one whose heartbeat stopped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audiences.models import (
     EVENT_CLASS,
@@ -259,13 +261,45 @@ def merge_policy_rebuild(*, merge_policy_id: Any, version: int, now: datetime,
             # Compare-and-set on the version: a newer change supersedes this run.
             if not MergePolicy.objects.filter(pk=policy.pk, version=version).update(
                     rebuild_progress={"done": done, "total": total,
-                                      "requested_at": policy.rebuild_progress.get(
-                                          "requested_at")}):
+                                      "heartbeat": _clock().isoformat()}):
                 return "SUPERSEDED"
     MergePolicy.objects.filter(pk=policy.pk, version=version).update(
         rebuild_state=MergePolicy.RebuildState.READY,
         rebuild_progress={"done": total, "total": total, "finished_at": now.isoformat()})
     return MergePolicy.RebuildState.READY
+
+
+def _clock() -> datetime:
+    """Wall-clock time for heartbeats (a rebuild's `now` is fixed for the whole run)."""
+    return timezone.now()
+
+
+def merge_policy_rebuild_sweep(*, now: datetime) -> int:
+    """Re-enqueue rebuilds whose worker stopped sending heartbeats (killed, lost). Each stale
+    policy is claimed with a compare-and-set on its progress, so two sweepers never both
+    re-enqueue it; the rebuild itself is idempotent. Runs across sandboxes (Celery beat)."""
+    stale_after = timedelta(seconds=settings.SIFT_REBUILD_STALE_SECONDS)
+    requeued = 0
+    for policy in MergePolicy.objects.unscoped().filter(
+            rebuild_state=MergePolicy.RebuildState.REBUILDING):
+        progress = policy.rebuild_progress or {}
+        beat = progress.get("heartbeat") or progress.get("requested_at")
+        try:
+            last = datetime.fromisoformat(beat) if beat else None
+        except (TypeError, ValueError):
+            last = None
+        if last is not None and now - last < stale_after:
+            continue
+        claimed = MergePolicy.objects.unscoped().filter(
+            pk=policy.pk, version=policy.version, rebuild_state=policy.rebuild_state,
+            rebuild_progress=policy.rebuild_progress).update(
+            rebuild_progress={**progress, "heartbeat": now.isoformat(), "requeued": True})
+        if claimed:
+            from audiences.tasks import merge_policy_rebuild as task
+
+            task.delay(str(policy.pk), policy.version)
+            requeued += 1
+    return requeued
 
 
 def merge_policy_rebuild_failed(*, merge_policy_id: Any, version: int, error: str) -> None:

@@ -123,3 +123,20 @@ def test_a_graph_merge_exits_the_absorbed_profiles_audiences(crm, web, alice):
     assert MembershipChange.objects.filter(definition=definition, new_status="exited").exists()
     merged = Profile.objects.get()
     assert merged.identity_count == 2 and result.change.profile_ids == (merged.pk,)
+
+
+def test_a_rebuild_whose_worker_died_is_requeued_once(people, acme_prod):
+    from datetime import timedelta
+
+    from audiences.services.merge_policies import merge_policy_rebuild_sweep
+
+    policy = merge_policy_create(name="Stuck", now=NOW)  # on_commit never fires in this test
+    policy.refresh_from_db()
+    assert policy.rebuild_state == "rebuilding"
+    assert merge_policy_rebuild_sweep(now=NOW) == 0  # just requested: not stale yet
+    later = NOW + timedelta(hours=1)
+    assert merge_policy_rebuild_sweep(now=later) == 1  # eager task: rebuilt at once
+    policy.refresh_from_db()
+    assert policy.rebuild_state == "ready"
+    assert Profile.objects.filter(merge_policy=policy).count() == 2
+    assert merge_policy_rebuild_sweep(now=later) == 0
