@@ -352,3 +352,26 @@ def test_nul_characters_are_refused_with_400_not_a_server_error(alice, stored):
                                "identities": [{"entityId": "a\x00", "entityIdNS": "Email"}]}
                     ).status_code == 400
     assert api.get(f"{DATASETS}/ab\x00").status_code == 404
+
+
+def test_a_profile_carries_its_segment_membership(alice, stored):
+    from django.utils import timezone
+
+    from audiences.models import Profile
+    from audiences.services.memberships import membership_apply
+
+    response = alice.api().post(DEFINITIONS, definition_body("Parisians",
+                                                             'homeAddress.city = "Paris"'))
+    definition_id = response.json()["id"]
+    with sandbox_scope(alice.org.sandboxes.get(name="prod")):
+        from audiences.models import SegmentDefinition
+
+        membership_apply(definition=SegmentDefinition.objects.get(pk=definition_id),
+                         results={Profile.objects.get().pk: True}, at=timezone.now(),
+                         source="batch")
+    entry = next(iter(alice.api().get(ENTITIES, {"schema.name": "_xdm.context.profile",
+                                                 "entityId": "c1",
+                                                 "entityIdNS": "CRMID"}).json().values()))
+    membership = entry["entity"]["segmentMembership"]["ups"][definition_id]
+    assert membership["status"] == "realized"
+    assert membership["lastQualificationTime"].endswith("Z")
