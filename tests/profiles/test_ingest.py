@@ -269,3 +269,24 @@ def test_records_postgres_could_not_store_are_rejected_not_crashed(web):
     assert [index for index, _ in result.rejected] == [0, 1, 2]
     assert "NUL" in result.rejected[0][1] and "UTF-8" in result.rejected[1][1]
     assert "limit" in result.rejected[2][1]
+
+
+def test_profiles_load_respects_the_lookback_and_the_policys_event_datasets(crm, web, scoped):
+    from audiences.services.datasets import EVENT_SCHEMA_ID, dataset_create
+
+    email = dataset_create(name="Email events", schema_ref={"id": EVENT_SCHEMA_ID})
+    only_web = merge_policy_create(name="Web only", event_datasets=[web.pk], now=NOW)
+    ingest_records(dataset=web, records=[
+        event("old", {"CRMID": "c1"}, at=NOW - timedelta(days=3)),
+        event("new", {"CRMID": "c1"}, at=NOW - timedelta(hours=1))], now=NOW, source="import")
+    ingest_records(dataset=email, records=[event("mail", {"CRMID": "c1"}, at=NOW)],
+                   now=NOW, source="import")
+    everything = profile_for_identity(merge_policy=default_policy(), namespace="CRMID",
+                                      value="c1")
+    web_only = profile_for_identity(merge_policy=only_web, namespace="CRMID", value="c1")
+    loaded = profiles_load(profile_ids=[everything.pk, web_only.pk],
+                           lookback=timedelta(days=1), now=NOW)
+    assert [e["_id"] for e in loaded[everything.pk][1]] == ["new", "mail"]
+    assert [e["_id"] for e in loaded[web_only.pk][1]] == ["new"]
+    unbounded = profiles_load(profile_ids=[web_only.pk], lookback=None, now=NOW)
+    assert [e["_id"] for e in unbounded[web_only.pk][1]] == ["old", "new"]
