@@ -375,3 +375,18 @@ def test_a_profile_carries_its_segment_membership(alice, stored):
     membership = entry["entity"]["segmentMembership"]["ups"][definition_id]
     assert membership["status"] == "realized"
     assert membership["lastQualificationTime"].endswith("Z")
+
+
+def test_events_of_several_profiles_are_read_by_post_with_a_next_payload(alice, stored):
+    body = {"schema": {"name": "_xdm.context.experienceevent"},
+            "relatedSchema": {"name": "_xdm.context.profile"},
+            "identities": [{"relatedEntityId": "a@x.com", "relatedEntityIdNS": {"code": "Email"}}],
+            "limit": 1}
+    first = alice.api().post(ENTITIES, body).json()
+    (page,) = first.values()
+    assert [c["entityId"] for c in page["children"]] == ["e1"]
+    payload = page["_links"]["next"]["payload"]
+    assert payload["identities"][0]["start"] == "e2"
+    (second,) = alice.api().post(ENTITIES, payload).json().values()
+    assert [c["entityId"] for c in second["children"]] == ["e2"]
+    assert second["_links"]["next"] == {"href": ""}
