@@ -390,3 +390,16 @@ def test_events_of_several_profiles_are_read_by_post_with_a_next_payload(alice, 
     (second,) = alice.api().post(ENTITIES, payload).json().values()
     assert [c["entityId"] for c in second["children"]] == ["e2"]
     assert second["_links"]["next"] == {"href": ""}
+
+
+def test_the_dataset_list_filters_by_tags_and_pages(alice):
+    enabled = create_dataset(alice, "CRM", PROFILE_ID)
+    response = alice.api().post(DATASETS, {"name": "Lake only", "schemaRef": {"id": EVENT_ID},
+                                           "tags": {"unifiedProfile": ["enabled:false"],
+                                                    "team": ["web"]}})
+    lake = response.json()[0].removeprefix("@/dataSets/")
+    api = alice.api()
+    assert list(api.get(DATASETS, {"tags": "unifiedProfile:enabled:true"}).json()) == [enabled]
+    assert list(api.get(DATASETS, {"tags": "team:*"}).json()) == [lake]
+    assert list(api.get(DATASETS, {"limit": 1, "start": 1}).json()) == [lake]
+    assert api.get(DATASETS, {"limit": 0}).status_code == 400

@@ -7,6 +7,8 @@ Catalog answers are bare objects keyed by id (no paging envelope), create answer
 
 from __future__ import annotations
 
+import fnmatch
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -64,6 +66,33 @@ def _select(obj: dict, properties: str | None) -> dict:
     return {k: v for k, v in obj.items() if k in wanted}
 
 
+def _from_ms(value: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise SiftError(ErrorCode.INVALID, "createdAfter/createdBefore must be epoch ms.",
+                        {"parameter": "createdAfter"}) from None
+
+
+def _tag_filters(raw: str) -> list[tuple[str, str]]:
+    """`tags=name:value,name2:*` (ANDed; `*` is a wildcard in values)."""
+    filters = []
+    for part in raw.split(","):
+        name, sep, value = part.strip().partition(":")
+        if not name or not sep:
+            raise SiftError(ErrorCode.INVALID, "tags must be name:value pairs separated by "
+                                               "commas.", {"parameter": "tags"})
+        filters.append((name, value))
+    return filters
+
+
+def _tag_matches(tags: dict, name: str, pattern: str) -> bool:
+    values = tags.get(name)
+    if values is None:
+        return False
+    return any(fnmatch.fnmatchcase(str(v), pattern) for v in values)
+
+
 class DatasetInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
@@ -87,7 +116,10 @@ class DatasetListApi(APIView):
                        OpenApiParameter("properties", str,
                                         description="Comma-separated top-level fields"),
                        OpenApiParameter("orderBy", str, description="name, -name, created, "
-                                                                    "-created")],
+                                                                    "-created"),
+                       OpenApiParameter("tags", str, description="name:value[,name2:*] (AND)"),
+                       OpenApiParameter("createdAfter", int, description="epoch ms"),
+                       OpenApiParameter("createdBefore", int, description="epoch ms")],
                    responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request):
         params = request.query_params
@@ -102,8 +134,23 @@ class DatasetListApi(APIView):
         if order_by not in order:
             raise SiftError(ErrorCode.INVALID, "orderBy must be one of "
                                                f"{', '.join(order)}.", {"parameter": "orderBy"})
-        datasets = (service.dataset_list().select_related("sandbox__organization", "created_by")
-                    .order_by(*order[order_by])[start:start + limit])
+        datasets = service.dataset_list().select_related("sandbox__organization", "created_by")
+        after, before = (int_param(params, name, default=0) for name in ("createdAfter",
+                                                                          "createdBefore"))
+        if after:
+            datasets = datasets.filter(created_at__gt=_from_ms(after))
+        if before:
+            datasets = datasets.filter(created_at__lt=_from_ms(before))
+        tags = clean_param(params, "tags")
+        if tags:
+            # A sandbox holds few datasets: matching tags in Python keeps one behaviour on
+            # both databases (their JSON operators differ).
+            wanted = _tag_filters(tags)
+            datasets = [d for d in datasets.order_by(*order[order_by])
+                        if all(_tag_matches(d.tags or {}, n, v) for n, v in wanted)]
+        else:
+            datasets = datasets.order_by(*order[order_by])
+        datasets = datasets[start:start + limit]
         properties = clean_param(params, "properties")
         return Response({d.pk: _select(dataset_aep(d), properties) for d in datasets})
 
