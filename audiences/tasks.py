@@ -27,6 +27,20 @@ def streaming_evaluate(*, sandbox_id: int, profile_ids: list[int], attribute_pat
     return result.transitions
 
 
+@shared_task(name="audiences.tasks.streaming_dependents_evaluate", acks_late=True)
+def streaming_dependents_evaluate(*, sandbox_id: int, segment_id: str, profile_ids: list[int],
+                                  now: str) -> int:
+    """Re-evaluate streaming definitions built on an audience whose members just changed."""
+    from datetime import datetime
+
+    from audiences.services.streaming import streaming_dependents_evaluate as evaluate
+    from portal.models import Sandbox
+
+    result = evaluate(sandbox=Sandbox.objects.get(pk=sandbox_id), segment_id=segment_id,
+                      profile_ids=profile_ids, now=datetime.fromisoformat(now))
+    return result.transitions
+
+
 @shared_task(name="audiences.tasks.streaming_lapse_sweep")
 def streaming_lapse_sweep() -> int:
     """Exit streaming members whose time window lapsed (beat, every 15 s)."""

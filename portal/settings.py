@@ -199,9 +199,11 @@ SIFT_INPROCESS_BACKGROUND = envbool("SIFT_INPROCESS_BACKGROUND", not TESTING)
 SIFT_MAX_MERGE_POLICIES = envint("SIFT_MAX_MERGE_POLICIES", 5)
 SIFT_STREAMING_MAX_REQUEST_BYTES = 1024 * 1024
 # Called after commit with `change=ProfileChange` (services.profiles.changed).
-SIFT_CHANGE_CONSUMERS: list[str] = []
+SIFT_CHANGE_CONSUMERS: list[str] = ["audiences.services.streaming.streaming_on_profiles_changed"]
 # Called after commit with `announcement=ChangesRecorded` (services.memberships).
-SIFT_MEMBERSHIP_CONSUMERS: list[str] = []
+SIFT_MEMBERSHIP_CONSUMERS: list[str] = [
+    "audiences.services.streaming.streaming_on_memberships_changed",
+]
 SIFT_EXPORT_DIR = Path(os.environ.get("SIFT_EXPORT_DIR", VAR_DIR / "exports"))
 
 LOGGING = {

@@ -35,10 +35,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max
 
-from audiences.models import Membership, Profile, SegmentDefinition, Source
+from audiences.models import Membership, MembershipChange, Profile, SegmentDefinition, Source
 from audiences.pql import parse
 from audiences.services.memberships import membership_apply, profile_segment_ids
-from audiences.services.profiles import profiles_load
+from audiences.services.evaluation import documents_load
 from portal.models import Sandbox
 from portal.scope import sandbox_scope
 
@@ -88,7 +88,8 @@ class StreamingIndex:
 
     def affected(self, *, attribute_paths: Iterable[str], event_types: Iterable[str]
                  ) -> list[Compiled]:
-        paths, types = frozenset(attribute_paths), frozenset(event_types)
+        # The engine reports event types lower-cased (PQL compares them without case).
+        paths, types = frozenset(attribute_paths), frozenset(t.lower() for t in event_types)
         return [c for c in self.compiled.values()
                 if c.touched_by(attribute_paths=paths, event_types=types)]
 
@@ -194,6 +195,50 @@ def streaming_on_profiles_changed(*, change) -> None:
         task.apply_async(kwargs=payload)
 
 
+def streaming_on_memberships_changed(*, announcement) -> None:
+    """Consumer of `services.memberships` announcements: when a batch job, an upload or an
+    identity merge changes who is in an audience, re-evaluate the streaming definitions built
+    on it with `inSegment` (streaming and edge changes already propagate in `_evaluate`)."""
+    if announcement.source in (Source.STREAMING, Source.EDGE) or not announcement.change_ids:
+        return
+    sandbox = Sandbox.objects.get(pk=announcement.sandbox_id)
+    with sandbox_scope(sandbox):
+        index = streaming_index(sandbox=sandbox)
+        if not index.by_segment:
+            return
+        changed = (MembershipChange.objects
+                   .filter(pk__gte=min(announcement.change_ids),
+                           pk__lte=max(announcement.change_ids),
+                           definition_id__in=list(index.by_segment))
+                   .values_list("definition_id", "profile_id", "at"))
+        profiles: dict[str, set[int]] = defaultdict(set)
+        latest: dict[str, datetime] = {}
+        for definition_id, profile_id, at in changed.iterator(chunk_size=5000):
+            profiles[str(definition_id)].add(profile_id)
+            latest[str(definition_id)] = max(at, latest.get(str(definition_id), at))
+    for segment_id, profile_ids in profiles.items():
+        # Evaluated at the instant the base audience changed (a batch job's snapshot), so the
+        # dependents agree with what that job saw.
+        payload = {"sandbox_id": sandbox.pk, "segment_id": segment_id,
+                   "profile_ids": sorted(profile_ids), "now": latest[segment_id].isoformat()}
+        from audiences.tasks import streaming_dependents_evaluate as task
+
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            task.apply(kwargs=payload)
+        else:
+            task.apply_async(kwargs=payload)
+
+
+def streaming_dependents_evaluate(*, sandbox: Sandbox, segment_id: str,
+                                  profile_ids: Iterable[int], now: datetime) -> StreamingResult:
+    """Re-evaluate the streaming definitions that reference `segment_id` for these profiles."""
+    with sandbox_scope(sandbox):
+        index = streaming_index(sandbox=sandbox)
+        ids = set(profile_ids)
+        work = {c.id: set(ids) for c in index.dependents_of(segment_id)}
+        return _evaluate(index=index, work=work, now=now, source=Source.STREAMING)
+
+
 def streaming_evaluate(*, sandbox: Sandbox, profile_ids: Iterable[int],
                        attribute_paths: Iterable[str], event_types: Iterable[str],
                        now: datetime) -> StreamingResult:
@@ -257,8 +302,10 @@ def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime
         policy_of = {p.pk: p.merge_policy_id for p in profiles}
         result.profiles = len(profiles)
         loaded: dict[int, tuple[dict, list]] = {}
-        needed = [index.compiled[d] for d in work]
-        _load(loaded, [p for p in policy_of if p not in loaded], _lookback(needed), now)
+        # Load once with the longest look-back of every definition this change can reach
+        # (inSegment dependents included), so no definition reads a truncated history.
+        needed = [index.compiled[d] for d in _reachable(index, work)]
+        _load(loaded, list(policy_of), _lookback(needed), now)
         segments = {pid: set(ids) for pid, ids in
                     profile_segment_ids(profile_ids=list(policy_of)).items()}
         visited: set[tuple[str, int]] = set()
@@ -277,9 +324,6 @@ def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime
             if not pids:
                 continue
             visited.update((definition_id, p) for p in pids)
-            missing = [p for p in pids if p not in loaded]
-            if missing:
-                _load(loaded, missing, _lookback([compiled]), now)
             results: dict[int, bool] = {}
             recheck: dict[int, datetime | None] = {}
             for pid in pids:
@@ -312,8 +356,21 @@ def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime
     return result
 
 
+def _reachable(index: StreamingIndex, start: Iterable[str]) -> set[str]:
+    """`start` and every streaming definition that depends on one of them, transitively."""
+    seen: set[str] = set()
+    stack = [d for d in start if d in index.compiled]
+    while stack:
+        definition_id = stack.pop()
+        if definition_id in seen:
+            continue
+        seen.add(definition_id)
+        stack.extend(c.id for c in index.dependents_of(definition_id))
+    return seen
+
+
 def _load(loaded: dict, profile_ids: list[int], lookback: timedelta | None, now: datetime
           ) -> None:
     if not profile_ids:
         return
-    loaded.update(profiles_load(profile_ids=profile_ids, lookback=lookback, now=now))
+    loaded.update(documents_load(profile_ids=profile_ids, lookback=lookback, now=now))
