@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from audiences.models import EVENT_CLASS, Dataset, Membership, MergePolicy, Profile, Source
-from audiences.services.memberships import membership_apply, profile_segment_ids
 from audiences.services.evaluation import documents_load
+from audiences.services.memberships import membership_apply, profile_segment_ids
 from audiences.services.profiles import profile_for_identity
 from audiences.services.streaming import _lookback, streaming_index
 from portal.errors import ErrorCode, SiftError

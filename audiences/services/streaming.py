@@ -37,8 +37,8 @@ from django.db.models import Count, Max
 
 from audiences.models import Membership, MembershipChange, Profile, SegmentDefinition, Source
 from audiences.pql import parse
-from audiences.services.memberships import membership_apply, profile_segment_ids
 from audiences.services.evaluation import documents_load
+from audiences.services.memberships import membership_apply, profile_segment_ids
 from portal.models import Sandbox
 from portal.scope import sandbox_scope
 
