@@ -65,3 +65,33 @@ def preview_run(preview_id: str) -> str:
         return "GONE"
     with sandbox_scope(preview.sandbox):
         return run(preview_id=preview_id, now=timezone.now())
+
+
+def _merge_policy_rebuild_failed(self, exc, task_id, args, kwargs, einfo) -> None:
+    from audiences.models import MergePolicy
+    from audiences.services.merge_policies import merge_policy_rebuild_failed
+    from portal.scope import sandbox_scope
+
+    policy = MergePolicy.objects.unscoped().select_related("sandbox").filter(pk=args[0]).first()
+    if policy is not None:
+        with sandbox_scope(policy.sandbox):
+            merge_policy_rebuild_failed(merge_policy_id=args[0], version=args[1], error=str(exc))
+
+
+@shared_task(name="audiences.tasks.merge_policy_rebuild", acks_late=True,
+             autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5,
+             on_failure=_merge_policy_rebuild_failed)
+def merge_policy_rebuild(merge_policy_id: str, version: int) -> str:
+    """Recompute a merge policy's profiles after it was created or its merge rules changed."""
+    from django.utils import timezone
+
+    from audiences.models import MergePolicy
+    from audiences.services.merge_policies import merge_policy_rebuild as rebuild
+    from portal.scope import sandbox_scope
+
+    policy = (MergePolicy.objects.unscoped().select_related("sandbox")
+              .filter(pk=merge_policy_id).first())
+    if policy is None:
+        return "GONE"
+    with sandbox_scope(policy.sandbox):
+        return rebuild(merge_policy_id=merge_policy_id, version=version, now=timezone.now())
