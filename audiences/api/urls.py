@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from audiences.api.views import audiences, definitions, previews, schema
+from audiences.api.views import audiences, definitions, edge, previews, schema
 
 urlpatterns: list = []
 
@@ -31,4 +31,5 @@ urlpatterns += [
 
 # Edge segmentation: synchronous, for one identity.
 urlpatterns += [
+    path("data/core/ups/edge/evaluate", edge.EdgeEvaluateApi.as_view(), name="api_edge_evaluate"),
 ]
