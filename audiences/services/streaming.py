@@ -21,8 +21,6 @@ How a change flows:
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 from collections import defaultdict
@@ -35,10 +33,17 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max
 
-from audiences.models import Membership, MembershipChange, Profile, SegmentDefinition, Source
+from audiences.models import (
+    QUALIFIED,
+    Membership,
+    MembershipChange,
+    Profile,
+    SegmentDefinition,
+    Source,
+)
 from audiences.pql import parse
 from audiences.services.evaluation import documents_load
-from audiences.services.memberships import membership_apply, profile_segment_ids
+from audiences.services.memberships import membership_apply_many, profile_segment_ids
 from portal.models import Sandbox
 from portal.scope import sandbox_scope
 
@@ -308,52 +313,80 @@ def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime
         _load(loaded, list(policy_of), _lookback(needed), now)
         segments = {pid: set(ids) for pid, ids in
                     profile_segment_ids(profile_ids=list(policy_of)).items()}
+        current = _memberships(list(policy_of), [c.id for c in needed])
         visited: set[tuple[str, int]] = set()
-        queue: list[tuple[int, int, str, set[int]]] = []
-        order = itertools.count()
+        # Level by level (a definition after the audiences it reads with inSegment); all the
+        # writes of one level go to the database together.
+        pending: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
         for definition_id, pids in work.items():
-            heapq.heappush(queue, (index.level.get(definition_id, 0), next(order),
-                                   definition_id, set(pids)))
-        while queue:
-            _, _, definition_id, pids = heapq.heappop(queue)
-            compiled = index.compiled.get(definition_id)
-            if compiled is None:
-                continue
-            pids = {p for p in pids if policy_of.get(p) == compiled.merge_policy_id
-                    and (definition_id, p) not in visited}
-            if not pids:
-                continue
-            visited.update((definition_id, p) for p in pids)
-            results: dict[int, bool] = {}
-            recheck: dict[int, datetime | None] = {}
-            for pid in pids:
-                attributes, events = loaded.get(pid, ({}, []))
-                segs = frozenset(segments.get(pid, ()))
-                qualifies = bool(compiled.query.evaluate(attributes, events, now=now,
-                                                         segments=segs))
-                results[pid] = qualifies
-                if qualifies:
-                    recheck[pid] = compiled.query.recheck_at(attributes, events, now=now,
-                                                             segments=segs)
-            result.evaluations += len(results)
-            changes = membership_apply(definition=compiled.definition, results=results, at=now,
-                                       source=source, recheck_at=recheck)
-            if not changes:
-                continue
-            result.transitions += len(changes)
-            result.definitions.add(definition_id)
-            changed_profiles = set()
-            for change in changes:
-                held = segments.setdefault(change.profile_id, set())
-                if change.new_status == "exited":
-                    held.discard(definition_id)
-                else:
-                    held.add(definition_id)
-                changed_profiles.add(change.profile_id)
-            for dependent in index.dependents_of(definition_id):
-                heapq.heappush(queue, (index.level.get(dependent.id, 0), next(order),
-                                       dependent.id, set(changed_profiles)))
+            pending[index.level.get(definition_id, 0)][definition_id] |= set(pids)
+        while pending:
+            level = min(pending)
+            writes = []
+            for definition_id, pids in pending.pop(level).items():
+                compiled = index.compiled.get(definition_id)
+                if compiled is None:
+                    continue
+                pids = {p for p in pids if policy_of.get(p) == compiled.merge_policy_id
+                        and (definition_id, p) not in visited}
+                visited.update((definition_id, p) for p in pids)
+                results, recheck = _evaluate_one(compiled, pids, loaded, segments, now)
+                result.evaluations += len(results)
+                # Most evaluations confirm what is stored: only write what would change.
+                results = {pid: ok for pid, ok in results.items()
+                           if _differs(current.get((definition_id, pid)), ok, recheck.get(pid))}
+                for pid, ok in results.items():
+                    current[(definition_id, pid)] = (
+                        ("realized" if ok else "exited"), recheck.get(pid) if ok else None)
+                if results:
+                    writes.append((compiled.definition, results, recheck))
+            applied = membership_apply_many(work=writes, at=now, source=source)
+            for definition_pk, changes in applied.items():
+                definition_id = str(definition_pk)
+                result.transitions += len(changes)
+                result.definitions.add(definition_id)
+                for change in changes:
+                    held = segments.setdefault(change.profile_id, set())
+                    if change.new_status == "exited":
+                        held.discard(definition_id)
+                    else:
+                        held.add(definition_id)
+                changed_profiles = {change.profile_id for change in changes}
+                for dependent in index.dependents_of(definition_id):
+                    pending[index.level.get(dependent.id, 0)][dependent.id] |= changed_profiles
     return result
+
+
+def _evaluate_one(compiled: Compiled, pids: set[int], loaded: dict, segments: dict,
+                  now: datetime) -> tuple[dict[int, bool], dict[int, datetime | None]]:
+    results: dict[int, bool] = {}
+    recheck: dict[int, datetime | None] = {}
+    for pid in pids:
+        attributes, events = loaded.get(pid, ({}, []))
+        segs = frozenset(segments.get(pid, ()))
+        qualifies = bool(compiled.query.evaluate(attributes, events, now=now, segments=segs))
+        results[pid] = qualifies
+        if qualifies:
+            recheck[pid] = compiled.query.recheck_at(attributes, events, now=now, segments=segs)
+    return results, recheck
+
+
+def _memberships(profile_ids: list[int], definition_ids: list[str]
+                 ) -> dict[tuple[str, int], tuple[str, datetime | None]]:
+    """(definition id, profile id) -> (status, recheck_at) of the stored memberships."""
+    rows = Membership.objects.filter(profile_id__in=profile_ids,
+                                     definition_id__in=definition_ids)
+    return {(str(d), p): (status, recheck) for d, p, status, recheck in
+            rows.values_list("definition_id", "profile_id", "status", "recheck_at")}
+
+
+def _differs(stored: tuple[str, datetime | None] | None, qualifies: bool,
+             recheck: datetime | None) -> bool:
+    """Would applying this result change the stored membership (status or lapse instant)?"""
+    active = stored is not None and stored[0] in QUALIFIED
+    if qualifies != active:
+        return True
+    return qualifies and stored[1] != recheck
 
 
 def _reachable(index: StreamingIndex, start: Iterable[str]) -> set[str]:
