@@ -106,7 +106,7 @@ def destination_get(*, destination_id: Any) -> Destination:
 
 def activation_get(*, destination: Destination, activation_id: Any) -> Activation:
     activation = None
-    if str(activation_id).isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", str(activation_id)):
         activation = (destination.activations.select_related("definition")
                       .filter(pk=int(activation_id)).first())
     if activation is None:
@@ -178,8 +178,8 @@ def _check_url(url: str) -> str:
 def _check_folder(folder: str) -> str:
     """A relative folder under SIFT_EXPORT_DIR: mounted storage is mounted below it, so an API
     client can never write elsewhere on the server."""
-    folder = (folder or "").strip().strip("/")
-    parts = folder.split("/") if folder else []
+    folder = (folder or "").strip().rstrip("/")
+    parts = folder.split("/") if folder else []  # an absolute path yields an empty first part
     if not parts or len(folder) > 500 or not all(FOLDER_PART.match(p) for p in parts):
         raise SiftError(ErrorCode.INVALID,
                         "folder must be a relative path under the export directory made of "
