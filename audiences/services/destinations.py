@@ -354,6 +354,10 @@ def destinations_changes_recorded(*, announcement: ChangesRecorded) -> None:
     """
     if announcement.job_id:
         return
+    if not Activation.objects.unscoped().filter(
+            sandbox_id=announcement.sandbox_id, destination__kind=Destination.Kind.WEBHOOK,
+            destination__enabled=True).exists():
+        return  # the streaming hot path when nothing is activated: one query
     from portal.models import Sandbox
 
     sandbox = Sandbox.objects.get(pk=announcement.sandbox_id)
@@ -402,7 +406,7 @@ def deliveries_enqueue(*, change_ids: Iterable[int], now: datetime) -> dict[str,
         activations.setdefault(activation.definition_id, []).append(activation)
     change_ids = list(change_ids)
     if not activations or not change_ids:
-        return {}  # the hot path when nothing is activated: one query
+        return {}
     changes = (MembershipChange.objects.filter(pk__in=change_ids,
                                                definition_id__in=list(activations),
                                                new_status__in=DELIVERED_STATUSES)
@@ -568,6 +572,8 @@ def delivery_flush(*, destination: Destination, now: datetime) -> FlushResult:
     """Send the destination's due deliveries in batches; `more` when some are left for the
     next run (bounded work per task)."""
     delivered = failed = dead = 0
+    if not destination.enabled:
+        return FlushResult()  # paused: pending rows wait until it is enabled again
     for _ in range(MAX_FLUSH_BATCHES):
         rows = _claim(destination, now)
         if not rows:
@@ -588,7 +594,8 @@ def deliveries_retry_sweep(*, now: datetime) -> int:
     """Beat: queue a flush for every destination (any sandbox) with deliveries due now."""
     destination_ids = list(
         Delivery.objects.unscoped().filter(status=Delivery.Status.PENDING,
-                                           next_attempt_at__lte=now).filter(_unclaimed(now))
+                                           next_attempt_at__lte=now,
+                                           destination__enabled=True).filter(_unclaimed(now))
         .values_list("destination_id", flat=True).distinct())
     for destination_id in destination_ids:
         _dispatch("delivery_flush", destination_id=str(destination_id))

@@ -185,3 +185,30 @@ def test_test_connection_reports_the_answer(in_acme_prod, receiver):
     receiver.status = 404
     result = destination_test(destination=setup.destination, now=timezone.now())
     assert not result.ok and result.status_code == 404 and "HTTP 404" in result.message
+
+
+def test_nothing_activated_costs_the_streaming_path_one_query(in_acme_prod, receiver,
+                                                               django_assert_num_queries):
+    from audiences.services.destinations import destinations_changes_recorded
+    from audiences.services.memberships import ChangesRecorded
+
+    setup = activated_webhook(receiver, profiles=1)
+    setup.activation.delete()
+    announcement = ChangesRecorded(sandbox_id=in_acme_prod.pk, change_ids=(1, 2),
+                                   source="streaming")
+    with django_assert_num_queries(1):
+        destinations_changes_recorded(announcement=announcement)
+
+
+def test_a_disabled_destination_keeps_its_deliveries_pending(in_acme_prod, receiver):
+    from audiences.services.destinations import destination_update
+
+    receiver.status = 500
+    setup = activated_webhook(receiver, profiles=1)
+    qualify(setup)
+    destination_update(destination=setup.destination, changes={"enabled": False},
+                       now=timezone.now())
+    later = timezone.now() + timedelta(hours=1)
+    assert deliveries_retry_sweep(now=later) == 0
+    assert delivery_flush(destination=setup.destination, now=later).failed == 0
+    assert Delivery.objects.get().attempts == 1 and len(receiver.requests) == 1
