@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 
 from audiences.models import (
     QUALIFIED,
@@ -545,27 +545,25 @@ def _claim(destination: Destination, now: datetime) -> list[Delivery]:
 
 
 def _record(rows: list[Delivery], result: SendResult, now: datetime) -> FlushResult:
-    """Write the answer on every row of the batch: delivered, retry later, or dead letter."""
+    """Write the answer on every row of the batch: delivered, retry later, or dead letter.
+
+    Only rows still held by this sender's claim are written: a row whose lease ran out and was
+    claimed again belongs to the other sender now.
+    """
     common = {"last_status_code": result.status_code, "last_latency_ms": result.latency_ms,
               "last_error": result.error, "last_attempt_at": now, "claim": None,
-              "claimed_until": None}
-    ids = [row.pk for row in rows]
+              "claimed_until": None, "attempts": F("attempts") + 1}
+    held = Delivery.objects.filter(pk__in=[row.pk for row in rows], claim=rows[0].claim)
     if result.ok:
-        for attempts in {row.attempts for row in rows}:
-            Delivery.objects.filter(pk__in=ids, attempts=attempts).update(
-                **common, attempts=attempts + 1, status=Delivery.Status.DELIVERED,
-                delivered_at=now)
-        return FlushResult(delivered=len(rows))
+        return FlushResult(delivered=held.update(**common, status=Delivery.Status.DELIVERED,
+                                                 delivered_at=now))
     limit = _setting("SIFT_DELIVERY_MAX_ATTEMPTS", 6)
-    dead = 0
-    for attempts in {row.attempts for row in rows}:
-        tried = attempts + 1
-        group = Delivery.objects.filter(pk__in=ids, attempts=attempts)
-        if tried >= limit:
-            dead += group.update(**common, attempts=tried, status=Delivery.Status.DEAD)
-        else:
-            group.update(**common, attempts=tried, next_attempt_at=now + retry_delay(tried))
-    return FlushResult(failed=len(rows) - dead, dead=dead)
+    dead = held.filter(attempts__gte=limit - 1).update(**common, status=Delivery.Status.DEAD)
+    failed = 0
+    for attempts in {row.attempts for row in rows if row.attempts + 1 < limit}:
+        failed += held.filter(attempts=attempts).update(
+            **common, next_attempt_at=now + retry_delay(attempts + 1))
+    return FlushResult(failed=failed, dead=dead)
 
 
 def delivery_flush(*, destination: Destination, now: datetime) -> FlushResult:
@@ -612,16 +610,11 @@ def delivery_replay(*, destination: Destination, delivery_ids: Iterable[int] | N
     if delivery_ids is not None:
         dead = dead.filter(pk__in=list(delivery_ids))
     with transaction.atomic():
-        ids = list(dead.values_list("pk", flat=True))
-        for replays in set(Delivery.objects.filter(pk__in=ids).values_list("replays",
-                                                                          flat=True)):
-            Delivery.objects.filter(pk__in=ids, status=Delivery.Status.DEAD,
-                                    replays=replays).update(
-                status=Delivery.Status.PENDING, attempts=0, next_attempt_at=now,
-                claim=None, claimed_until=None, replays=replays + 1)
-        if ids:
+        replayed = dead.update(status=Delivery.Status.PENDING, attempts=0, next_attempt_at=now,
+                               claim=None, claimed_until=None, replays=F("replays") + 1)
+        if replayed:
             _dispatch("delivery_flush", destination_id=str(destination.pk))
-    return len(ids)
+    return replayed
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,19 @@ def test_a_disabled_destination_keeps_its_deliveries_pending(in_acme_prod, recei
     assert deliveries_retry_sweep(now=later) == 0
     assert delivery_flush(destination=setup.destination, now=later).failed == 0
     assert Delivery.objects.get().attempts == 1 and len(receiver.requests) == 1
+
+
+def test_two_senders_never_hold_the_same_delivery_until_the_lease_runs_out(in_acme_prod,
+                                                                            receiver):
+    from audiences.services.destinations import _claim
+
+    setup = activated_webhook(receiver, profiles=0)
+    now = timezone.now()
+    Delivery.objects.bulk_create([
+        Delivery(destination=setup.destination, idempotency_key=f"k{n}", payload={},
+                 next_attempt_at=now, created_at=now) for n in range(3)])
+    first = _claim(setup.destination, now)
+    assert len(first) == 3 and _claim(setup.destination, now) == []
+    again = _claim(setup.destination, now + timedelta(minutes=5))  # the first sender died
+    assert {d.pk for d in again} == {d.pk for d in first}
+    assert {d.claim for d in again} != {d.claim for d in first}

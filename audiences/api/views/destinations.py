@@ -57,7 +57,8 @@ def _choice_param(params, name: str, choices) -> str | None:
 
 
 class DestinationListApi(APIView):
-    @extend_schema(tags=TAG, summary="List destinations", responses={200: DestinationListOutput,
+    @extend_schema(tags=TAG, operation_id="destinations_list",
+                   summary="List destinations", responses={200: DestinationListOutput,
                                                                      **ERRORS},
                    parameters=[*PAGING,
                                OpenApiParameter("kind", str, enum=Destination.Kind.values),
@@ -76,7 +77,8 @@ class DestinationListApi(APIView):
         return Response({"destinations": [destination_json(d) for d in page.items],
                          "page": _page_json(page), "link": {"next": href} if href else {}})
 
-    @extend_schema(tags=TAG, summary="Create a destination", request=DestinationInput,
+    @extend_schema(tags=TAG, operation_id="destinations_create",
+                   summary="Create a destination", request=DestinationInput,
                    responses={201: DestinationOutput, **ERRORS})
     def post(self, request):
         body = DestinationInput(data=request.data)
@@ -90,14 +92,16 @@ class DestinationListApi(APIView):
 
 
 class DestinationDetailApi(APIView):
-    @extend_schema(tags=TAG, summary="Get a destination with its delivery counts",
+    @extend_schema(tags=TAG, operation_id="destinations_get",
+                   summary="Get a destination with its delivery counts",
                    responses={200: DestinationOutput, **ERRORS})
     def get(self, request, destination_id: str):
         destination = service.destination_get(destination_id=destination_id)
         return Response(destination_json(
             destination, counts=service.delivery_counts(destination=destination)))
 
-    @extend_schema(tags=TAG, summary="Change a destination (or rotate its secret)",
+    @extend_schema(tags=TAG, operation_id="destinations_patch",
+                   summary="Change a destination (or rotate its secret)",
                    request=DestinationPatchInput, responses={200: DestinationOutput, **ERRORS})
     def patch(self, request, destination_id: str):
         destination = service.destination_get(destination_id=destination_id)
@@ -108,7 +112,8 @@ class DestinationDetailApi(APIView):
             rotate_secret=body.validated_data["rotateSecret"], now=timezone.now())
         return Response(destination_json(destination))
 
-    @extend_schema(tags=TAG, summary="Delete a destination, its activations and history",
+    @extend_schema(tags=TAG, operation_id="destinations_delete",
+                   summary="Delete a destination, its activations and history",
                    responses={200: DeleteOutput, **ERRORS})
     def delete(self, request, destination_id: str):
         service.destination_delete(
@@ -117,7 +122,8 @@ class DestinationDetailApi(APIView):
 
 
 class ActivationListApi(APIView):
-    @extend_schema(tags=TAG, summary="List the audiences activated to a destination",
+    @extend_schema(tags=TAG, operation_id="destination_activations_list",
+                   summary="List the audiences activated to a destination",
                    parameters=PAGING, responses={200: ActivationListOutput, **ERRORS})
     def get(self, request, destination_id: str):
         destination = service.destination_get(destination_id=destination_id)
@@ -127,7 +133,8 @@ class ActivationListApi(APIView):
         return Response({"activations": [activation_json(a) for a in page.items],
                          "page": _page_json(page), "link": {"next": href} if href else {}})
 
-    @extend_schema(tags=TAG, summary="Activate an audience (or change what it sends)",
+    @extend_schema(tags=TAG, operation_id="destination_activations_create",
+                   summary="Activate an audience (or change what it sends)",
                    request=ActivationInput, responses={200: ActivationOutput, **ERRORS})
     def post(self, request, destination_id: str):
         destination = service.destination_get(destination_id=destination_id)
@@ -142,14 +149,16 @@ class ActivationListApi(APIView):
 
 
 class ActivationDetailApi(APIView):
-    @extend_schema(tags=TAG, summary="Get an activation",
+    @extend_schema(tags=TAG, operation_id="destination_activations_get",
+                   summary="Get an activation",
                    responses={200: ActivationOutput, **ERRORS})
     def get(self, request, destination_id: str, activation_id: str):
         destination = service.destination_get(destination_id=destination_id)
         return Response(activation_json(service.activation_get(
             destination=destination, activation_id=activation_id)))
 
-    @extend_schema(tags=TAG, summary="Change the namespace or attributes sent",
+    @extend_schema(tags=TAG, operation_id="destination_activations_patch",
+                   summary="Change the namespace or attributes sent",
                    request=ActivationPatchInput, responses={200: ActivationOutput, **ERRORS})
     def patch(self, request, destination_id: str, activation_id: str):
         destination = service.destination_get(destination_id=destination_id)
@@ -164,7 +173,8 @@ class ActivationDetailApi(APIView):
             now=timezone.now())
         return Response(activation_json(activation))
 
-    @extend_schema(tags=TAG, summary="Deactivate an audience",
+    @extend_schema(tags=TAG, operation_id="destination_activations_delete",
+                   summary="Deactivate an audience",
                    responses={200: DeleteOutput, **ERRORS})
     def delete(self, request, destination_id: str, activation_id: str):
         destination = service.destination_get(destination_id=destination_id)
@@ -174,7 +184,8 @@ class ActivationDetailApi(APIView):
 
 
 class DeliveryListApi(APIView):
-    @extend_schema(tags=TAG, summary="Delivery history (newest first)",
+    @extend_schema(tags=TAG, operation_id="destination_deliveries_list",
+                   summary="Delivery history (newest first)",
                    parameters=[*PAGING, OpenApiParameter("status", str,
                                                          enum=Delivery.Status.values)],
                    responses={200: DeliveryListOutput, **ERRORS})
@@ -193,7 +204,8 @@ class DeliveryListApi(APIView):
 class DeliveryReplayApi(APIView):
     permission_classes = [AdminWritePermission]
 
-    @extend_schema(tags=TAG, summary="Replay dead-letter deliveries (administrators)",
+    @extend_schema(tags=TAG, operation_id="destination_deliveries_replay",
+                   summary="Replay dead-letter deliveries (administrators)",
                    request=ReplayInput, responses={200: ReplayOutput, **ERRORS})
     def post(self, request, destination_id: str):
         destination = service.destination_get(destination_id=destination_id)
