@@ -33,9 +33,11 @@ class DestinationForm(forms.Form):
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     kind = forms.ChoiceField(choices=Destination.Kind.choices)
     enabled = forms.BooleanField(required=False, initial=True)
-    url = forms.CharField(required=False, max_length=2000, label="Webhook URL")
+    url = forms.CharField(required=False, max_length=2000, label="Webhook URL",
+                          help_text="Webhooks: Sift POSTs signed JSON here")
     folder = forms.CharField(required=False, max_length=500,
-                             help_text="Relative to the export directory")
+                             help_text="File exports: a folder relative to the export "
+                                       "directory")
     file_format = forms.ChoiceField(choices=Destination.FileFormat.choices, label="Format")
     mode = forms.ChoiceField(choices=Destination.Mode.choices)
     schedule = forms.ChoiceField(choices=Destination.Schedule.choices)
@@ -49,6 +51,20 @@ class ActivationForm(forms.Form):
 
     def attribute_list(self) -> list[str]:
         return [a.strip() for a in self.cleaned_data["attributes"].split(",") if a.strip()]
+
+
+FILE_ONLY = ("folder", "file_format", "mode", "schedule")
+
+
+def _edit_form(destination: Destination, data=None) -> DestinationForm:
+    """The settings form without the kind (fixed) and without the other kind's fields."""
+    initial = {f: getattr(destination, f) for f in ("name", "description", "enabled", "url",
+                                                    *FILE_ONLY)}
+    form = DestinationForm(data, initial=initial)
+    for name in ("kind", *(FILE_ONLY if destination.kind == Destination.Kind.WEBHOOK
+                           else ("url",))):
+        del form.fields[name]
+    return form
 
 
 def _fields(form: DestinationForm) -> dict:
@@ -93,10 +109,7 @@ def _detail_context(request, destination: Destination, **extra) -> dict:
         deliveries = deliveries.filter(status=status)
     return {
         "destination": destination, "nav": "destinations",
-        "form": extra.pop("form", None) or DestinationForm(initial={
-            **{f: getattr(destination, f) for f in ("name", "description", "kind", "enabled",
-                                                    "url", "folder", "file_format", "mode",
-                                                    "schedule")}}),
+        "form": extra.pop("form", None) or _edit_form(destination),
         "activation_form": extra.pop("activation_form", None) or ActivationForm(),
         "activations": destination.activations.select_related("definition"),
         "audiences": SegmentDefinition.objects.exclude(
@@ -132,7 +145,7 @@ def _get_or_404(destination_id) -> Destination:
 @portal_view(role="write")
 def destination_edit(request, destination_id):
     target = _get_or_404(destination_id)
-    form = DestinationForm({**request.POST.dict(), "kind": target.kind})
+    form = _edit_form(target, request.POST)
     if form.is_valid():
         try:
             service.destination_update(destination=target, changes=_fields(form),
