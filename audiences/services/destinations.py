@@ -29,6 +29,7 @@ manifest, streaming rows from the database to disk.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -699,13 +700,12 @@ class _FileStats:
 
 def _write_rows(path: Path, rows: Iterable[ExportRow], *, activation: Activation,
                 file_format: str) -> dict[str, Any]:
-    """Stream rows into `path` (through a temporary name, so readers never see half a file)."""
-    temporary = path.with_name("." + path.name + ".part")
+    """Stream rows into `path`; returns the file's manifest entry."""
     digest = hashlib.sha256()
     stats = _FileStats()
     definition = activation.definition
 
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with _atomic_file(path) as handle:
         def emit(text: str) -> None:
             data = text.encode()
             digest.update(data)
@@ -729,10 +729,23 @@ def _write_rows(path: Path, rows: Iterable[ExportRow], *, activation: Activation
                                  "identities": row.identities, "attributes": row.attributes},
                                 default=str) + "\n")
                 stats.rows += 1
-    os.replace(temporary, path)
     return {"audienceId": str(definition.pk), "audienceName": definition.name,
             "namespace": activation.namespace, "file": path.name, "rows": stats.rows,
             "bytes": stats.bytes, "sha256": digest.hexdigest()}
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[Any]:
+    """Write through a hidden temporary name renamed at the end, so a reader never sees half a
+    file; a failure removes the temporary file."""
+    temporary = path.with_name("." + path.name + ".part")
+    try:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class _CsvLine:
@@ -796,7 +809,8 @@ def file_export_run(*, destination: Destination, trigger: str, now: datetime) ->
                     "createdAt": now.isoformat(), "firstChangeId": first,
                     "lastChangeId": last, "files": files}
         manifest_path = folder / f"manifest-{stamp}-{run.pk}.json"
-        manifest_path.write_text(json.dumps(manifest, indent=2))
+        with _atomic_file(manifest_path) as handle:
+            handle.write(json.dumps(manifest, indent=2))
     except OSError as exc:
         run.status, run.error = FileExportRun.Status.FAILED, f"{exc.strerror or exc}"
         run.finished_at = now
@@ -818,7 +832,12 @@ SCHEDULE_PERIODS = {Destination.Schedule.HOURLY: timedelta(hours=1),
 
 def file_exports_due(*, now: datetime) -> int:
     """Beat: queue the hourly/daily file exports that are due (claimed by a conditional UPDATE
-    of `last_export_at`, so two beats never export twice)."""
+    of `last_export_at`, so two beats never export twice), and fail runs whose worker died."""
+    stale = now - timedelta(seconds=_setting("SIFT_EXPORT_STALE_SECONDS", 3600))
+    FileExportRun.objects.unscoped().filter(
+        status=FileExportRun.Status.RUNNING, started_at__lt=stale).update(
+        status=FileExportRun.Status.FAILED, finished_at=now,
+        error="The export stopped without finishing (its worker was lost).")
     queued = 0
     for schedule, period in SCHEDULE_PERIODS.items():
         due = (Destination.objects.unscoped()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from audiences.models import Destination, FileExportRun
+from audiences.models import Destination, FileExportRun, SegmentJob
 from audiences.services.definitions import definition_delete
 from audiences.services.destinations import (
     activation_blockers,
@@ -21,6 +21,7 @@ from audiences.services.destinations import (
     destination_test,
     destination_update,
     destinations_for_definition,
+    destinations_job_finished,
     file_export_run,
     file_exports_due,
 )
@@ -134,6 +135,38 @@ def test_hourly_exports_are_claimed_once_per_period(in_acme_prod, export_dir, se
     assert file_exports_due(now=now) == 1
     assert file_exports_due(now=now + timedelta(minutes=30)) == 0
     assert file_exports_due(now=now + timedelta(minutes=61)) == 1
+
+
+def test_a_run_whose_worker_died_is_failed_by_the_sweep(in_acme_prod, export_dir):
+    destination = file_destination()
+    now = timezone.now()
+    lost = FileExportRun.objects.create(destination=destination, mode="full", trigger="daily",
+                                        started_at=now - timedelta(hours=2))
+    recent = FileExportRun.objects.create(destination=destination, mode="full",
+                                          trigger="daily", started_at=now)
+    file_exports_due(now=now)
+    lost.refresh_from_db()
+    recent.refresh_from_db()
+    assert (lost.status, recent.status) == ("failed", "running") and "lost" in lost.error
+
+
+def test_a_finished_batch_job_runs_the_after_job_exports(in_acme_prod, export_dir,
+                                                         django_capture_on_commit_callbacks):
+    definition = make_definition(name="Nightly")
+    a, b = people(2)
+    destination = destination_create(name="After jobs", kind="file", folder="jobs",
+                                     schedule="after_job", user=None, now=timezone.now())
+    activation_set(destination=destination, definition=definition, namespace="Email",
+                   user=None, now=timezone.now())
+    now = timezone.now()
+    job = SegmentJob.objects.create(snapshot_at=now, created_at=now, updated_at=now)
+    membership_apply(definition=definition, results={a.pk: True, b.pk: True}, at=now,
+                     source="batch", job_id=job.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        destinations_job_finished(job_id=job.pk)
+    [run] = FileExportRun.objects.filter(destination=destination)
+    assert (run.status, run.trigger, run.rows) == ("succeeded", "after_job", 2)
+    assert (export_dir / "jobs" / run.manifest["manifest"]).exists()
 
 
 def test_folders_outside_the_export_directory_are_refused(in_acme_prod, export_dir):

@@ -228,3 +228,19 @@ def test_two_senders_never_hold_the_same_delivery_until_the_lease_runs_out(in_ac
     again = _claim(setup.destination, now + timedelta(minutes=5))  # the first sender died
     assert {d.pk for d in again} == {d.pk for d in first}
     assert {d.claim for d in again} != {d.claim for d in first}
+
+
+def test_a_change_never_reaches_another_organization_destination(acme_prod, globex_prod,
+                                                                  receiver):
+    from portal.scope import sandbox_scope
+
+    with sandbox_scope(globex_prod):
+        theirs = activated_webhook(receiver, profiles=1, name="Globex hook")
+    with sandbox_scope(acme_prod):
+        mine = activated_webhook(receiver, profiles=1, name="Acme hook")
+        qualify(mine)
+    [request] = receiver.wait_for(1, timeout=2)
+    time.sleep(0.2)
+    assert len(receiver.requests) == 1
+    assert request.json["destinationId"] == str(mine.destination.pk)
+    assert not Delivery.objects.unscoped().filter(destination=theirs.destination).exists()
