@@ -33,6 +33,7 @@ import contextlib
 import csv
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +55,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from audiences.models import (
     QUALIFIED,
@@ -363,7 +366,7 @@ def destinations_changes_recorded(*, announcement: ChangesRecorded) -> None:
 
     sandbox = Sandbox.objects.get(pk=announcement.sandbox_id)
     with sandbox_scope(sandbox):
-        deliveries_enqueue(change_ids=announcement.change_ids, now=_now())
+        deliveries_enqueue(change_ids=announcement.change_ids, now=timezone.now())
 
 
 def destinations_job_finished(*, job_id: Any) -> None:
@@ -372,17 +375,14 @@ def destinations_job_finished(*, job_id: Any) -> None:
     if job is None:
         return
     with sandbox_scope(job.sandbox):
-        now = _now()
+        now = timezone.now()
         ids = (MembershipChange.objects.filter(job_id=job.pk).order_by("id")
                .values_list("id", flat=True).iterator(chunk_size=ENQUEUE_CHUNK))
-        chunk: list[int] = []
-        for change_id in ids:
-            chunk.append(change_id)
-            if len(chunk) == ENQUEUE_CHUNK:
-                deliveries_enqueue(change_ids=chunk, now=now)
-                chunk = []
-        if chunk:
-            deliveries_enqueue(change_ids=chunk, now=now)
+        touched: set[str] = set()
+        while chunk := list(itertools.islice(ids, ENQUEUE_CHUNK)):
+            touched |= set(deliveries_enqueue(change_ids=chunk, now=now, flush=False))
+        for destination_id in sorted(touched):  # one flush per destination for the whole job
+            _dispatch("delivery_flush", destination_id=destination_id)
         for destination_id in (Destination.objects.filter(
                 kind=Destination.Kind.FILE, enabled=True,
                 schedule=Destination.Schedule.AFTER_JOB, activations__isnull=False)
@@ -391,15 +391,11 @@ def destinations_job_finished(*, job_id: Any) -> None:
                       trigger=Destination.Schedule.AFTER_JOB)
 
 
-def _now() -> datetime:
-    from django.utils import timezone
-
-    return timezone.now()
-
-
-def deliveries_enqueue(*, change_ids: Iterable[int], now: datetime) -> dict[str, int]:
-    """Write a delivery per (webhook destination activating the audience, change); returns the
-    number of rows considered per destination id. Re-enqueuing the same changes adds nothing."""
+def deliveries_enqueue(*, change_ids: Iterable[int], now: datetime, flush: bool = True
+                       ) -> Counter[str]:
+    """Write a delivery per (webhook destination activating the audience, change) and, unless
+    told not to, queue a flush per destination after commit. Returns the rows considered per
+    destination id; re-enqueuing the same changes adds nothing (unique idempotency key)."""
     activations: dict[Any, list[Activation]] = {}
     for activation in (Activation.objects.filter(destination__kind=Destination.Kind.WEBHOOK,
                                                  destination__enabled=True)
@@ -407,7 +403,7 @@ def deliveries_enqueue(*, change_ids: Iterable[int], now: datetime) -> dict[str,
         activations.setdefault(activation.definition_id, []).append(activation)
     change_ids = list(change_ids)
     if not activations or not change_ids:
-        return {}
+        return Counter()
     changes = (MembershipChange.objects.filter(pk__in=change_ids,
                                                definition_id__in=list(activations),
                                                new_status__in=DELIVERED_STATUSES)
@@ -421,14 +417,11 @@ def deliveries_enqueue(*, change_ids: Iterable[int], now: datetime) -> dict[str,
                 change=change, idempotency_key=key,
                 payload=change_payload(change=change, activation=activation, key=key),
                 next_attempt_at=now, created_at=now))
-    per_destination: dict[str, int] = {}
-    for row in rows:
-        per_destination[str(row.destination_id)] = per_destination.get(
-            str(row.destination_id), 0) + 1
+    per_destination = Counter(str(row.destination_id) for row in rows)
     if rows:
         with transaction.atomic():
             Delivery.objects.bulk_create(rows, ignore_conflicts=True)
-            for destination_id in per_destination:
+            for destination_id in per_destination if flush else ():
                 _dispatch("delivery_flush", destination_id=destination_id)
     return per_destination
 
@@ -866,7 +859,7 @@ def delivery_flush_by_id(*, destination_id: str) -> int:
     if destination is None:
         return 0  # deleted since the task was queued; its deliveries went with it
     with sandbox_scope(destination.sandbox):
-        result = delivery_flush(destination=destination, now=_now())
+        result = delivery_flush(destination=destination, now=timezone.now())
         if result.more:
             _dispatch("delivery_flush", destination_id=destination_id)
     return result.delivered
@@ -878,4 +871,5 @@ def file_export_run_by_id(*, destination_id: str, trigger: str) -> str:
     if destination is None:
         return "GONE"
     with sandbox_scope(destination.sandbox):
-        return file_export_run(destination=destination, trigger=trigger, now=_now()).status
+        run = file_export_run(destination=destination, trigger=trigger, now=timezone.now())
+        return run.status

@@ -155,7 +155,10 @@ def test_the_same_change_is_never_enqueued_twice(in_acme_prod, receiver):
     assert len(receiver.requests) == 1
 
 
-def test_batch_changes_wait_for_the_job_to_finish(in_acme_prod, receiver):
+def test_batch_changes_wait_for_the_job_to_finish(in_acme_prod, receiver, monkeypatch):
+    from audiences.services import destinations
+
+    monkeypatch.setattr(destinations, "ENQUEUE_CHUNK", 1)  # several chunks, one flush
     setup = activated_webhook(receiver, profiles=2)
     now = timezone.now()
     job = SegmentJob.objects.create(snapshot_at=now, created_at=now, updated_at=now)
