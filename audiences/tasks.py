@@ -95,3 +95,40 @@ def merge_policy_rebuild(merge_policy_id: str, version: int) -> str:
         return "GONE"
     with sandbox_scope(policy.sandbox):
         return rebuild(merge_policy_id=merge_policy_id, version=version, now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.delivery_flush", acks_late=True)
+def delivery_flush(*, destination_id: str) -> int:
+    """Send a webhook destination's due deliveries (queue `deliveries`); re-queues itself while
+    more are due, so one task never runs unbounded."""
+    from audiences.services.destinations import delivery_flush_by_id
+
+    return delivery_flush_by_id(destination_id=destination_id)
+
+
+@shared_task(name="audiences.tasks.delivery_retry_sweep")
+def delivery_retry_sweep() -> int:
+    """Queue a flush for every destination whose retries are due (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.destinations import deliveries_retry_sweep
+
+    return deliveries_retry_sweep(now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.export_destination_run", acks_late=True)
+def export_destination_run(*, destination_id: str, trigger: str) -> str:
+    """Write one file export of a file destination (queue `batch`)."""
+    from audiences.services.destinations import file_export_run_by_id
+
+    return file_export_run_by_id(destination_id=destination_id, trigger=trigger)
+
+
+@shared_task(name="audiences.tasks.export_destinations_due")
+def export_destinations_due() -> int:
+    """Queue the hourly and daily file exports that are due (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.destinations import file_exports_due
+
+    return file_exports_due(now=timezone.now())
