@@ -14,16 +14,21 @@ def metrics_rollup() -> int:
 @shared_task(name="audiences.tasks.streaming_evaluate", acks_late=True,
              autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def streaming_evaluate(*, sandbox_id: int, profile_ids: list[int], attribute_paths: list[str],
-                       event_types: list[str], now: str) -> int:
-    """Re-evaluate touched profiles against the streaming definitions a change can affect."""
+                       event_types: list[str], now: str | None = None,
+                       event_ids: list[str] | None = None) -> int:
+    """Re-evaluate touched profiles against the streaming definitions a change can affect
+    (at `now`, or at the current time when none is given)."""
     from datetime import datetime
+
+    from django.utils import timezone
 
     from audiences.services.streaming import streaming_evaluate as evaluate
     from portal.models import Sandbox
 
     result = evaluate(sandbox=Sandbox.objects.get(pk=sandbox_id), profile_ids=profile_ids,
                       attribute_paths=attribute_paths, event_types=event_types,
-                      now=datetime.fromisoformat(now))
+                      now=datetime.fromisoformat(now) if now else timezone.now(),
+                      event_ids=event_ids or ())
     return result.transitions
 
 

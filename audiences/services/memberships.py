@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case, Count, F, IntegerField, Q, Value, When
 from django.utils.module_loading import import_string
 
 from audiences.models import (
@@ -98,12 +98,14 @@ def membership_apply_many(*, work: Sequence[tuple[SegmentDefinition, Mapping[int
         to_update: list[Membership] = []
         recheck_only: list[Membership] = []
         changes: dict[Any, list[MembershipChange]] = {}
+        deltas: dict[Any, Counter] = {}
         for definition, results, recheck_at in work:
-            made, deltas = _apply_one(definition, results, recheck_at, existing, profiles, at,
-                                      source, job_id, to_create, to_update, recheck_only)
+            made, moved = _apply_one(definition, results, recheck_at, existing, profiles, at,
+                                     source, job_id, to_create, to_update, recheck_only)
             if made:
                 changes[definition.pk] = made
-                _apply_deltas(definition, deltas, at)
+                deltas[definition.pk] = moved
+        _apply_deltas_many(deltas, at)
         if to_create:
             Membership.objects.bulk_create(to_create)
         if to_update:
@@ -187,6 +189,20 @@ def _apply_deltas(definition: SegmentDefinition, deltas: Counter, at: datetime) 
     updates = {field: F(field) + delta for field, delta in deltas.items() if delta}
     if updates:
         SegmentDefinition.objects.filter(pk=definition.pk).update(**updates, counts_updated_at=at)
+
+
+def _apply_deltas_many(deltas: Mapping[Any, Counter], at: datetime) -> None:
+    """Move the counters of several definitions by their deltas in one UPDATE."""
+    if len(deltas) <= 1:
+        for pk, moved in deltas.items():
+            _apply_deltas(SegmentDefinition(pk=pk), moved, at)
+        return
+    fields = {field for moved in deltas.values() for field, delta in moved.items() if delta}
+    updates = {field: F(field) + Case(*[When(pk=pk, then=Value(moved.get(field, 0)))
+                                        for pk, moved in deltas.items()],
+                                      default=Value(0), output_field=IntegerField())
+               for field in fields}
+    SegmentDefinition.objects.filter(pk__in=list(deltas)).update(**updates, counts_updated_at=at)
 
 
 def _announce(sandbox_id: int, changes: list[MembershipChange], source: str, job_id) -> None:

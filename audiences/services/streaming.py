@@ -185,16 +185,21 @@ def streaming_on_profiles_changed(*, change) -> None:
     """Consumer of `services.profiles.changed`: evaluate now (embedded) or on a worker."""
     if not change.profile_ids:
         return
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
     payload = {
         "sandbox_id": change.sandbox_id,
         "profile_ids": sorted(change.profile_ids),
         "attribute_paths": sorted(change.attribute_paths),
         "event_types": sorted(change.event_types),
-        "now": change.now.isoformat(),
+        "event_ids": sorted(change.event_ids),
+        # In-process, evaluate at the change's instant (tests control the clock this way). A
+        # worker evaluates at its own "now": by then later events of the profile may be
+        # stored, and judging them at an older instant would flap memberships.
+        "now": change.now.isoformat() if eager else None,
     }
     from audiences.tasks import streaming_evaluate as task
 
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if eager:
         task.apply(kwargs=payload)
     else:
         task.apply_async(kwargs=payload)
@@ -246,15 +251,24 @@ def streaming_dependents_evaluate(*, sandbox: Sandbox, segment_id: str,
 
 def streaming_evaluate(*, sandbox: Sandbox, profile_ids: Iterable[int],
                        attribute_paths: Iterable[str], event_types: Iterable[str],
-                       now: datetime) -> StreamingResult:
-    """Re-evaluate the given profiles against the streaming definitions the change can affect."""
+                       now: datetime, event_ids: Iterable[str] = ()) -> StreamingResult:
+    """Re-evaluate the given profiles against the streaming definitions the change can affect.
+
+    With `event_ids` (the new events of the change), a profile is only re-evaluated against
+    the definitions that its own new events (or the changed attributes) can affect, not
+    against every definition touched by anybody's events in the same request.
+    """
     with sandbox_scope(sandbox):
         index = streaming_index(sandbox=sandbox)
+        attribute_paths = frozenset(attribute_paths)
         affected = index.affected(attribute_paths=attribute_paths, event_types=event_types)
         if not affected:
             return StreamingResult()
+        narrow = None
+        if event_ids:
+            narrow = _Narrowing(frozenset(event_ids), attribute_paths)
         return _evaluate(index=index, work={c.id: set(profile_ids) for c in affected}, now=now,
-                         source=Source.STREAMING)
+                         source=Source.STREAMING, narrow=narrow)
 
 
 def streaming_lapse_sweep(*, now: datetime, limit: int = LAPSE_SWEEP_BATCH) -> StreamingResult:
@@ -291,8 +305,30 @@ def streaming_lapse_sweep(*, now: datetime, limit: int = LAPSE_SWEEP_BATCH) -> S
 # --- the evaluation loop ------------------------------------------------------------------
 
 
-def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime, source: str
-              ) -> StreamingResult:
+@dataclass(frozen=True)
+class _Narrowing:
+    """Which new events and attribute paths a change brought (to narrow its work per profile)."""
+
+    event_ids: frozenset[str]
+    attribute_paths: frozenset[str]
+
+    def work(self, work: dict[str, set[int]], index: StreamingIndex, loaded: dict
+             ) -> dict[str, set[int]]:
+        new_types = {pid: frozenset(str(e.get("eventType", "")).lower() for e in events
+                                    if e.get("_id") in self.event_ids)
+                     for pid, (_, events) in loaded.items()}
+        narrowed: dict[str, set[int]] = {}
+        for definition_id, pids in work.items():
+            compiled = index.compiled[definition_id]
+            keep = {p for p in pids if compiled.touched_by(
+                attribute_paths=self.attribute_paths, event_types=new_types.get(p, frozenset()))}
+            if keep:
+                narrowed[definition_id] = keep
+        return narrowed
+
+
+def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime, source: str,
+              narrow: _Narrowing | None = None) -> StreamingResult:
     """Evaluate `work` (definition id -> profile ids), then the inSegment dependents of every
     membership that changed, until nothing new changes."""
     result = StreamingResult()
@@ -311,6 +347,8 @@ def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime
         # (inSegment dependents included), so no definition reads a truncated history.
         needed = [index.compiled[d] for d in _reachable(index, work)]
         _load(loaded, list(policy_of), _lookback(needed), now)
+        if narrow is not None:
+            work = narrow.work(work, index, loaded)
         segments = {pid: set(ids) for pid, ids in
                     profile_segment_ids(profile_ids=list(policy_of)).items()}
         current = _memberships(list(policy_of), [c.id for c in needed])
