@@ -41,6 +41,16 @@ app.conf.beat_schedule = {
         "task": "audiences.tasks.metrics_rollup",
         "schedule": 60.0,
     },
+    # Send webhook deliveries whose retry time has come (exponential backoff, then dead letter).
+    "deliveries-retry": {
+        "task": "audiences.tasks.delivery_retry_sweep",
+        "schedule": 5.0,
+    },
+    # Start hourly and daily file exports of file destinations when due.
+    "destination-exports": {
+        "task": "audiences.tasks.export_destinations_due",
+        "schedule": crontab(minute="*"),
+    },
     # Re-enqueue merge-policy rebuilds whose worker stopped sending heartbeats.
     "merge-policy-rebuilds-sweep": {
         "task": "audiences.tasks.merge_policy_rebuild_sweep",

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from audiences.models import EVENT_CLASS, Dataset, Membership, MergePolicy, Profile, Source
+from audiences.services.evaluation import documents_load
 from audiences.services.memberships import membership_apply, profile_segment_ids
-from audiences.services.profiles import profile_for_identity, profiles_load
+from audiences.services.profiles import profile_for_identity
 from audiences.services.streaming import _lookback, streaming_index
 from portal.errors import ErrorCode, SiftError
 from portal.scope import current_sandbox
@@ -71,7 +72,7 @@ def edge_evaluate(*, namespace: str, identity: str, event: dict | None, now: dat
         return EdgeAnswer(None, [{"id": c.id, "status": "realized",
                                   "lastQualificationTime": now.isoformat()} for c in answers],
                           len(definitions), event_id)
-    attributes, events = profiles_load(profile_ids=[profile.pk], lookback=_lookback(definitions),
+    attributes, events = documents_load(profile_ids=[profile.pk], lookback=_lookback(definitions),
                                        now=now).get(profile.pk, ({}, []))
     segments = set(profile_segment_ids(profile_ids=[profile.pk]).get(profile.pk, ()))
     for compiled in sorted(definitions, key=lambda c: index.level.get(c.id, 0)):
