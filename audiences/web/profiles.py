@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from audiences.models import (
     EVENT_CLASS,
@@ -239,8 +240,6 @@ def _initial(policy: MergePolicy | None) -> dict:
 
 
 def _policy_or_404(policy_id) -> MergePolicy:
-    from django.http import Http404
-
     policy = MergePolicy.objects.filter(pk=policy_id).first()
     if policy is None:
         raise Http404("No such merge policy in this sandbox.")
@@ -256,6 +255,7 @@ def merge_policies(request):
                                   {"policies": policies, "nav": "merge-policies"})
 
 
+@require_http_methods(["GET", "POST"])
 @portal_view(role="admin")
 def merge_policy_wizard(request, policy_id=None):
     """GET: step 1 of a new (or the existing) policy. POST: validate the step, then go `next`,
