@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from audiences.models import (
     EVENT_CLASS,
@@ -65,6 +65,7 @@ MAX_STORED_ERRORS = 100
 # `last_seen` of identities and links is refreshed only when older than this: a write per
 # identity per event would double the cost of ingesting events for a value read in days.
 LAST_SEEN_PRECISION = timedelta(hours=1)
+RETRIES_ON_CONFLICT = 2
 GRAPH_LOCK_CLASS = 4_004  # first key of the advisory lock that serialises graph merges
 SCHEMA_EXAMPLES = 5
 # Fields that describe the record rather than the person: not merged into profile attributes.
@@ -205,17 +206,47 @@ def ingest_records(*, dataset: Dataset, records: list[dict], now: datetime, sour
             parsed.append(record_parse(record, index=index, is_event=is_event))
         except RecordInvalid as error:
             rejected.append((index, str(error)))
+    # Concurrent requests touching the same identities, profiles or catalogue rows may deadlock
+    # on PostgreSQL; the loser's transaction is rolled back whole, so it is simply run again
+    # (unless a caller's own transaction surrounds this one and is now aborted).
+    attempts = RETRIES_ON_CONFLICT + 1 if _can_retry() else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            change, batch = _store(dataset=dataset, parsed=parsed, rejected=rejected,
+                                   received=len(records), now=now, source=source,
+                                   connection=connection)
+            break
+        except OperationalError as error:
+            if attempt == attempts or not _is_conflict(error):
+                raise
+    return IngestResult(accepted=len(parsed), rejected=rejected, change=change,
+                        batch_id=batch.pk)
+
+
+def _can_retry() -> bool:
+    """Only our own transaction can be run again; a caller's aborted one cannot."""
+    return not transaction.get_connection().in_atomic_block
+
+
+def _is_conflict(error: OperationalError) -> bool:
+    """A PostgreSQL deadlock (40P01) or serialization failure (40001): safe to retry."""
+    return getattr(error.__cause__, "sqlstate", None) in ("40P01", "40001")
+
+
+def _store(*, dataset: Dataset, parsed: list[ParsedRecord], rejected: list[tuple[int, str]],
+           received: int, now: datetime, source: str, connection: StreamingConnection | None
+           ) -> tuple[ProfileChange | None, IngestionBatch]:
+    """The one transaction of an ingest request (module docstring, step 2)."""
     with transaction.atomic():
         store = _Store(dataset=dataset, now=now, link=_tag_enabled(dataset, "unifiedIdentity"))
         change = store.run(parsed, source=source) if parsed else None
         batch = IngestionBatch.objects.create(
-            dataset=dataset, connection=connection, source=source, received=len(records),
+            dataset=dataset, connection=connection, source=source, received=received,
             accepted=len(parsed), rejected=len(rejected),
             errors=[{"index": i, "reason": r} for i, r in rejected[:MAX_STORED_ERRORS]])
         if change is not None:
             changed(change)
-    return IngestResult(accepted=len(parsed), rejected=rejected, change=change,
-                        batch_id=batch.pk)
+    return change, batch
 
 
 # --- Storage, set-wise -----------------------------------------------------------------------

@@ -121,6 +121,8 @@ def rows_update(model, fields: Sequence[str], rows: list[Sequence[Any]]) -> None
     """Set `fields` (after the primary key, which comes first in each row) on many rows."""
     if not rows:
         return
+    # Primary-key order: concurrent writers then tend to lock shared rows in the same order.
+    rows = sorted(rows, key=lambda row: row[0])
     connection = _connection()
     all_fields = [model._meta.pk.name, *fields]
     table = connection.ops.quote_name(model._meta.db_table)

@@ -290,3 +290,29 @@ def test_profiles_load_respects_the_lookback_and_the_policys_event_datasets(crm,
     assert [e["_id"] for e in loaded[web_only.pk][1]] == ["new"]
     unbounded = profiles_load(profile_ids=[web_only.pk], lookback=None, now=NOW)
     assert [e["_id"] for e in unbounded[web_only.pk][1]] == ["old", "new"]
+
+
+def test_a_deadlocked_transaction_is_run_again(crm, monkeypatch):
+    """PostgreSQL aborts one of two deadlocked transactions; ingestion retries it whole."""
+    from django.db import OperationalError
+
+    from audiences.services import ingest
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real = ingest._Store._catalogue
+    calls = []
+
+    def flaky(self, parsed):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected") from Deadlock()
+        return real(self, parsed)
+
+    monkeypatch.setattr(ingest._Store, "_catalogue", flaky)
+    monkeypatch.setattr(ingest, "_can_retry", lambda: True)  # the test runs inside a transaction
+    result = ingest_records(dataset=crm, records=[person({"CRMID": "c1"})], now=NOW,
+                            source="import")
+    assert len(calls) == 2 and result.accepted == 1
+    assert ProfileFragment.objects.count() == 1 and IngestionBatch.objects.count() == 1
