@@ -99,12 +99,18 @@ def canvas_from_post(post) -> dict:
         while f"c{ci}_r{ri}_kind" in post:
             prefix = f"c{ci}_r{ri}_"
             kind = post[prefix + "kind"]
+            # Inputs a rule does not show yet (e.g. the amount before "In the last" is chosen)
+            # take the defaults of a new rule.
             if kind == "attr":
-                rules.append({"kind": kind, **{f: post.get(prefix + f, "") for f in ATTR_FIELDS}})
+                fresh = C.new_attr(post.get(prefix + "path", ""), post.get(prefix + "type", ""))
+                rules.append({**fresh, **{f: post[prefix + f] for f in ATTR_FIELDS
+                                          if prefix + f in post}})
             elif kind == "event":
                 steps, si = [], 0
                 while f"{prefix}s{si}_event_type" in post:
-                    steps.append({f: post.get(f"{prefix}s{si}_{f}", "") for f in STEP_FIELDS})
+                    fresh = C.new_step("", first=si == 0)
+                    steps.append({**fresh, **{f: post[f"{prefix}s{si}_{f}"] for f in STEP_FIELDS
+                                              if f"{prefix}s{si}_{f}" in post}})
                     si += 1
                 rules.append({"kind": kind, "count_op": post.get(prefix + "count_op",
                                                                  "at_least"),
