@@ -49,3 +49,9 @@ def pql_highlight(text: str) -> SafeString:
         cursor = token.end
     out.append(escape(text[cursor:]))
     return mark_safe("".join(out))
+
+
+@register.filter
+def query_type_label(value: str) -> str:
+    """`single_event` -> "Single event" (the classifier's query types, for people)."""
+    return (value or "").replace("_", " ").capitalize()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -14,6 +16,9 @@ CONFIG = {"displaylogo": False, "responsive": True,
 
 
 def _html(fig: go.Figure, div_id: str) -> str:
+    # A fresh id per render: htmx "settles" elements whose id survives a swap by restoring the
+    # server's attributes, which would strip the classes plotly.js adds to its graph div.
+    div_id = f"{div_id}-{uuid.uuid4().hex[:8]}"
     fig.update_layout(font={"family": "Source Sans 3, Segoe UI, Arial, sans-serif", "size": 12},
                       paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
     return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,

@@ -21,7 +21,8 @@ FREQUENCY_CHOICES = Definition.Method.choices
 FREQUENCY_Q = {
     Definition.Method.EDGE: Q(evaluation_synchronous=True),
     Definition.Method.STREAMING: Q(evaluation_continuous=True, evaluation_synchronous=False),
-    Definition.Method.BATCH: Q(evaluation_continuous=False, evaluation_synchronous=False),
+    Definition.Method.BATCH: Q(evaluation_batch=True, evaluation_continuous=False,
+                               evaluation_synchronous=False),
 }
 SORTS = {
     "name": "name", "count": "qualified_count", "origin": "origin", "created": "created_at",

@@ -31,6 +31,8 @@ def jobs(request):
         job.percent = round(100 * job.progress_done / job.progress_total) \
             if job.progress_total else (100 if job.status in SegmentJob.FINISHED else 0)
         job.active = job.status in ACTIVE
+        job.seconds = round((job.finished_at - job.started_at).total_seconds(), 1) \
+            if job.started_at and job.finished_at else None
     context = {"nav": "segment-jobs", "jobs": rows, "page": page, "has_next": has_next,
                "any_active": any(j.active for j in rows)}
     return render_page_or_partial(request, "audiences/portal/jobs.html",

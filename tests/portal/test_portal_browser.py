@@ -98,7 +98,9 @@ def test_build_recent_checkouts_on_the_canvas(page, live_server, login, bob, sho
     page.get_by_role("button", name="Last 24 hours").click()
     expect(page.locator('.chart[data-range="24h"]')).to_be_visible()
     expect(page).to_have_url(re.compile(r"range=24h"))
-    expect(page.locator("#profiles-over-time-chart .main-svg").first).to_be_visible()
+    chart = page.locator("[id^=profiles-over-time-chart]").first
+    expect(chart).to_have_class(re.compile("js-plotly-plot"))  # plotly.js owns the swapped div
+    expect(chart.locator(".main-svg").first).to_be_visible()
     shot("audience-details")
 
 
