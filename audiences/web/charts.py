@@ -32,8 +32,9 @@ def evaluation_pie(summary: EvaluationSummary) -> str:
     fig = go.Figure(go.Pie(labels=labels, values=values, hole=.55, sort=False,
                            marker={"colors": [GREY, PURPLE, TEAL]}, textinfo="value",
                            hovertemplate="%{label}: %{value} audiences<extra></extra>"))
-    fig.update_layout(height=150, width=300, margin={"l": 0, "r": 0, "t": 0, "b": 0},
-                      legend={"orientation": "v", "x": 1.05, "y": .5})
+    # The coloured badges beside the pie are its legend.
+    fig.update_layout(height=130, width=150, margin={"l": 0, "r": 0, "t": 0, "b": 0},
+                      showlegend=False)
     return _html(fig, "evaluation-summary-chart")
 
 
