@@ -69,6 +69,20 @@ def _filtered(params: QueryDict) -> AudienceFilter:
     return AudienceFilter(params, queryset=Definition.objects.all())
 
 
+ROW_ACTIONS = ("copy", "evaluate", "publish", "deactivate", "delete")
+_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+
+
+def _row_urls() -> dict[str, str]:
+    """URL templates for one row, reversed once per page: reversing ~8 URLs for each of 50 rows
+    cost more than the database work of the page."""
+    urls = {name: reverse(f"audiences:{name}", args=[_PLACEHOLDER])
+            for name in ("detail", "edit", "export")}
+    urls.update({action: reverse("audiences:action", args=[_PLACEHOLDER, action])
+                 for action in ROW_ACTIONS})
+    return urls
+
+
 def _breakdown(d: Definition) -> dict:
     """Percent widths of realized / existing / exited for the bar (exited since the last job)."""
     total = d.realized_count + d.existing_count + d.exited_count
@@ -91,8 +105,10 @@ def browse(request):
                 [(page - 1) * PAGE_SIZE: page * PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
+    templates = _row_urls()
     for d in rows:
         d.bar = _breakdown(d)
+        d.urls = {name: url.replace(_PLACEHOLDER, str(d.pk)) for name, url in templates.items()}
     columns = _columns(request)
     context = {
         "nav": "audiences", "filter": filterset, "definitions": rows, "page": page,

@@ -75,7 +75,8 @@ def test_build_recent_checkouts_on_the_canvas(page, live_server, login, bob, sho
     expect(streaming).to_be_enabled()
     streaming.check()
     page.get_by_role("textbox", name="Name", exact=True).fill("Recent checkouts")
-    page.get_by_role("textbox", name="Description", exact=True).fill("Checked out in the last 24 hours")
+    page.get_by_role("textbox", name="Description", exact=True).fill(
+        "Checked out in the last 24 hours")
     expect(page.locator("#feedback")).to_contain_text("Valid PQL")
     shot("builder-streaming")
 
