@@ -45,9 +45,10 @@ STANDARD_EVENT_TYPES = [
     "directMarketing.emailClicked",
 ]
 CHOICES = {"time_kinds": C.TIME_KINDS, "units": C.UNITS, "count_ops": C.COUNT_OPS,
-           "gaps": C.GAPS}
+           "gaps": C.GAPS, "agg_cmps": C.AGG_CMPS, "aggregates": C.AGGREGATES}
 STEP_FIELDS = ("event_type", "time", "amount", "unit", "date1", "date2", "gap", "gap_amount",
                "gap_unit")
+EVENT_FIELDS = ("count_op", "n", "n2", "agg_field", "agg_cmp")
 ATTR_FIELDS = ("path", "type", "op", "value", "value2", "time", "amount", "unit", "date1",
                "date2")
 
@@ -112,10 +113,9 @@ def canvas_from_post(post) -> dict:
                     steps.append({**fresh, **{f: post[f"{prefix}s{si}_{f}"] for f in STEP_FIELDS
                                               if f"{prefix}s{si}_{f}" in post}})
                     si += 1
-                rules.append({"kind": kind, "count_op": post.get(prefix + "count_op",
-                                                                 "at_least"),
-                              "n": post.get(prefix + "n", "1"), "n2": post.get(prefix + "n2", ""),
-                              "steps": steps})
+                fresh = C.new_event("")
+                rules.append({**fresh, **{f: post[prefix + f] for f in EVENT_FIELDS
+                                          if prefix + f in post}, "steps": steps})
             elif kind == "segment":
                 rules.append(C.new_segment(post.get(prefix + "id", ""),
                                            post.get(prefix + "name", "")))

@@ -4,7 +4,9 @@ A canvas is `{"containers": [container, ...]}`. Include containers are ANDed; an
 container is `not (...)`. A container joins its rules with AND or OR. Rules:
 
 - attribute: `{"kind": "attr", "path", "type", "op", "value", "value2", **time}`
-- event:     `{"kind": "event", "count_op", "n", "n2", "steps": [step, ...]}` where the first
+- event:     `{"kind": "event", "count_op", "n", "n2", "agg_field", "agg_cmp", "steps": [...]}`
+  (`count_op` a count — at least / at most / exactly / between — or an aggregation of
+  `agg_field` over the matching events: sum / average / min / max); the first
   step carries a time constraint and later steps a gap after the previous one ("after" = at
   least N later, "within" = at most N later) — a sequence, written as one CHAIN.
 - audience:  `{"kind": "segment", "id", "name"}` (inSegment).
@@ -44,7 +46,11 @@ OPERATORS = {
     + [("exists", "exists"), ("missing", "does not exist")],
 }
 COUNT_OPS = [("at_least", "At least"), ("at_most", "At most"), ("exactly", "Exactly"),
-             ("between", "Between")]
+             ("between", "Between"), ("sum", "Sum of"), ("average", "Average of"),
+             ("min", "Minimum of"), ("max", "Maximum of")]
+AGGREGATES = ("sum", "average", "min", "max")
+AGG_CMPS = [(">=", "is at least"), ("<=", "is at most"), (">", "is more than"),
+            ("<", "is less than"), ("=", "equals")]
 GAPS = [("then", "then (any time later)"), ("within", "within"), ("after", "at least")]
 STRING_CALLS = {"contains": "contains", "starts_with": "startsWith", "ends_with": "endsWith"}
 NUMBER_OPS = {"eq": "=", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -80,6 +86,7 @@ def new_step(event_type: str, *, first: bool) -> dict:
 
 def new_event(event_type: str) -> dict:
     return {"kind": "event", "count_op": "at_least", "n": "1", "n2": "",
+            "agg_field": "commerce.order.priceTotal", "agg_cmp": ">=",
             "steps": [new_step(event_type, first=True)]}
 
 
@@ -156,6 +163,9 @@ def _event(rule: dict) -> str:
         clause = time_clause(step)
         if clause:
             cond += f" and timestamp occurs {clause}"
+        if count_op in AGGREGATES:
+            cmp = rule.get("agg_cmp") if rule.get("agg_cmp") in dict(AGG_CMPS) else ">="
+            return f"xEvent[{cond}].{count_op}({rule.get('agg_field') or '?'}) {cmp} {n}"
         counted = f"xEvent[{cond}].count()"
         if count_op == "between":
             n2 = str(rule.get("n2", "")).strip() or n
@@ -295,14 +305,14 @@ def _chain(node: A.Chain) -> dict:
                         gap_amount=str(when.amount), gap_unit=_plural_unit(when.unit))
         steps.append(item)
     first = node.steps[0]
-    return {"kind": "event", "count_op": "at_least", "n": str(first.count or 1), "n2": "",
-            "steps": steps}
+    return {**new_event(""), "n": str(first.count or 1), "steps": steps}
 
 
 def _counted(node: A.Node) -> dict:
-    """`xEvent[eventType = "x" (and timestamp occurs T)].count()` -> one event step."""
-    if not (isinstance(node, A.Call) and node.name == "count" and not node.args
-            and isinstance(node.obj, A.Filter) and isinstance(node.obj.obj, A.XEvent)):
+    """`xEvent[eventType = "x" (and timestamp occurs T)].count()` (or `.sum(path)`, ...) ->
+    one event step."""
+    if not (isinstance(node, A.Call) and isinstance(node.obj, A.Filter)
+            and isinstance(node.obj.obj, A.XEvent)):
         raise CannotDraw
     parts = _flatten(node.obj.cond, "and")
     head = parts[0]
@@ -337,13 +347,17 @@ def _rule(node: A.Node, types: dict[str, str]) -> dict:
         timed = _time(node.clause)
         return {**new_attr(path, "date"), **timed, "op": timed["time"]}
     if isinstance(node, A.BinOp) and node.op in ("=", "!=", "<", "<=", ">", ">="):
-        if isinstance(node.left, A.Call) and node.left.name == "count":
-            step = _counted(node.left)
+        call = node.left
+        if isinstance(call, A.Call) and call.name == "count" and not call.args:
             count_op = {"<=": "at_most", "=": "exactly"}.get(node.op)
             if count_op is None:
                 raise CannotDraw
-            return {"kind": "event", "count_op": count_op, "n": str(_lit(node.right)),
-                    "n2": "", "steps": [step]}
+            return {**new_event(""), "count_op": count_op, "n": str(_lit(node.right)),
+                    "steps": [_counted(call)]}
+        if isinstance(call, A.Call) and call.name in AGGREGATES and len(call.args) == 1:
+            return {**new_event(""), "count_op": call.name, "n": str(_lit(node.right)),
+                    "agg_field": _path(call.args[0]), "agg_cmp": node.op,
+                    "steps": [_counted(call)]}
         path, value = _path(node.left), _lit(node.right)
         if isinstance(value, bool) and node.op == "=":
             return {**new_attr(path, "boolean"), "op": "is_true" if value else "is_false"}

@@ -37,6 +37,8 @@ def checkout_rule(amount="24", unit="hours"):
     'C1: WHAT(eventType.equals("b", false)) WHEN(<= 2 hours after C0)])',
     'xEvent[eventType = "x" and timestamp occurs <= 3 days before now].count() <= 2',
     'person.birthDate occurs between date(1980, 1, 1) and date(1990, 12, 31) and x.isNull()',
+    'xEvent[eventType = "commerce.purchases" and timestamp occurs <= 30 days before now]'
+    '.sum(commerce.order.priceTotal) >= 100',
 ])
 def test_the_canvas_redraws_pql_it_understands_exactly(text):
     query = parse(text)
@@ -72,6 +74,18 @@ def test_checkout_in_24_hours_qualifies_for_streaming_and_3_days_does_not(bob, a
     assert any("more than 24 hours" in r for r in methods["streaming"].reasons)
     radio = re.search(r'<input type="radio"[^>]*value="streaming"[^>]*>', slow.content.decode())
     assert radio and "disabled" in radio.group(0)
+
+
+def test_an_aggregation_rule_writes_a_sum_over_matching_events(bob, acme_prod):
+    rule = {**checkout_rule("30", "days"), "c0_r0_count_op": "sum", "c0_r0_n": "250",
+            "c0_r0_agg_field": "commerce.order.priceTotal", "c0_r0_agg_cmp": ">"}
+    response = sync(bob.web(), source="canvas", **rule)
+    assert response.context["expression"] == (
+        'xEvent[eventType = "commerce.checkouts" and timestamp occurs <= 30 days before now]'
+        '.sum(commerce.order.priceTotal) > 250')
+    assert response.context["verdict"].ok
+    methods = {m.key: m for m in response.context["methods"]}
+    assert not methods["streaming"].eligible  # aggregations are batch only
 
 
 def test_typing_bad_pql_reports_line_and_column(bob, acme_prod):
