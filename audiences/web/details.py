@@ -57,7 +57,8 @@ def _profile_link(namespace: str, value: str) -> str:
 def _person(profile) -> dict:
     attrs = profile.attributes or {}
     name = (attrs.get("person") or {}).get("name") or {}
-    email = (attrs.get("personalEmail") or {}).get("address", "")
+    emails = (profile.identity_map or {}).get("Email") or [{}]
+    email = (attrs.get("personalEmail") or {}).get("address") or emails[0].get("id", "")
     return {"identity": f"{profile.primary_namespace}: {profile.primary_id}",
             "name": " ".join(p for p in (name.get("firstName"), name.get("lastName")) if p),
             "email": email,

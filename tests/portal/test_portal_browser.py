@@ -117,6 +117,20 @@ def test_pql_typed_in_the_code_view_redraws_the_canvas(page, live_server, login,
     expect(page.get_by_label("Value for loyalty.points")).to_have_value("500")
 
 
+def test_rules_can_be_added_with_the_keyboard(page, live_server, login, bob):
+    login("bob", bob.password)
+    page.goto(f"{live_server.url}/audiences/new/")
+    page.get_by_role("searchbox", name="Search fields").fill("countryISO")
+    add = page.get_by_role("button", name="Add attribute homeAddress.countryISO")
+    add.focus()
+    page.keyboard.press("Enter")
+    value = page.get_by_label("Value for homeAddress.countryISO")
+    value.fill("US")
+    value.press("Tab")
+    expect(page.locator("#pql-code")).to_have_value('homeAddress.countryISO = "US"')
+    expect(page.locator("#feedback")).to_contain_text("Valid PQL")
+
+
 def test_import_an_audience_from_csv(page, live_server, login, bob, acme_prod, tmp_path,
                                      shot):
     with sandbox_scope(acme_prod):
@@ -164,3 +178,32 @@ def test_segment_jobs_page(page, live_server, login, bob, acme_prod, shot):
     expect(page.get_by_text("The worker stopped responding.")).to_be_visible()
     expect(page.locator(".job-card").nth(1)).to_contain_text("812 ms")
     shot("segment-jobs")
+
+
+def test_profiles_over_time_shows_the_rolled_up_history(page, live_server, login, bob,
+                                                        acme_prod, shot):
+    from audiences.services.memberships import membership_apply
+    from audiences.services.metrics import metrics_rollup
+
+    target = audience(acme_prod, "Weekend browsers", frequency="streaming",
+                      expression='CHAIN(xEvent, timestamp, [C0: WHAT(eventType.equals('
+                                 '"web.webpagedetails.pageViews", false)) WHEN(today)])')
+    with sandbox_scope(acme_prod):
+        now = timezone.now()
+        people = [person(policy=default_policy(), at=now, attributes={
+            "person": {"name": {"firstName": f"Pat{i}", "lastName": "Doe"}}},
+            email=f"pat{i}@example.com")[0] for i in range(40)]
+        for hour in range(20):  # two people qualify per hour, one leaves every 4 hours
+            at = now - timedelta(hours=20 - hour)
+            membership_apply(definition=target, results={
+                p.pk: True for p in people[2 * hour:2 * hour + 2]}, at=at, source="streaming")
+            if hour % 4 == 3:
+                membership_apply(definition=target, results={people[hour].pk: False}, at=at,
+                                 source="streaming")
+        metrics_rollup()
+    login("bob", bob.password)
+    page.goto(f"{live_server.url}/audiences/{target.pk}/?range=24h")
+    expect(page.locator(".chart")).not_to_contain_text("No changes rolled up")
+    expect(page.get_by_role("cell", name="Pat39 Doe")).to_be_visible()
+    expect(page.locator("[id^=profiles-over-time-chart] .main-svg").first).to_be_visible()
+    shot("audience-details-history")
