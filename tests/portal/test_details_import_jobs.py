@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -50,6 +51,15 @@ def test_details_show_summary_eligibility_members_history(bob, acme_prod, in_acm
     base_page = bob.web().get(f"/audiences/{base.pk}/").content.decode()
     assert "Checked out lately" in base_page  # used by
     assert "cannot be deleted" in base_page
+    assert re.search(r'<button class="btn btn-danger" type="button" disabled title="Checked out '
+                     r'lately', base_page)
+
+
+def test_deleting_from_the_details_page_returns_to_the_list(bob, acme_prod, in_acme_prod):
+    target = audience(acme_prod, "Short lived")
+    response = bob.web().post(f"/audiences/{target.pk}/action/delete/", {"next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert not SegmentDefinition.objects.filter(pk=target.pk).exists()
 
 
 def test_chart_range_switch_returns_the_chart_fragment(bob, acme_prod, in_acme_prod):
