@@ -207,3 +207,10 @@ def test_profiles_over_time_shows_the_rolled_up_history(page, live_server, login
     expect(page.get_by_role("cell", name="Pat39 Doe")).to_be_visible()
     expect(page.locator("[id^=profiles-over-time-chart] .main-svg").first).to_be_visible()
     shot("audience-details-history")
+    page.get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Time constraint")).to_have_value("today")
+    expect(page.get_by_role("radio", name=re.compile("Streaming"))).to_be_checked()
+    page.get_by_role("button", name="Refresh estimate").click()
+    expect(page.get_by_test_id("estimate")).to_be_visible()
+    expect(page.locator("#estimate .sample-list li")).to_have_count(0)  # nobody browsed today
+    shot("builder-edit")
