@@ -3,12 +3,11 @@
 (function () {
   "use strict";
 
+  /* The drop goes through the same hidden htmx button as every "+" button's request. */
   function syncAction(action) {
-    var form = document.getElementById("builder");
-    htmx.ajax("POST", form.dataset.syncUrl, {
-      source: form, swap: "none",
-      values: { action: action, source: "canvas" }
-    });
+    var button = document.getElementById("drop-action");
+    button.value = action;
+    button.click();
   }
 
   document.addEventListener("dragstart", function (event) {

@@ -214,3 +214,22 @@ def test_profiles_over_time_shows_the_rolled_up_history(page, live_server, login
     expect(page.get_by_test_id("estimate")).to_be_visible()
     expect(page.locator("#estimate .sample-list li")).to_have_count(0)  # nobody browsed today
     shot("builder-edit")
+
+
+def test_an_audience_is_dragged_onto_a_second_container(page, live_server, login, bob,
+                                                         acme_prod):
+    gold = audience(acme_prod, "Gold members", expression='loyalty.tier = "gold"')
+    login("bob", bob.password)
+    page.goto(f"{live_server.url}/audiences/new/")
+    page.get_by_role("button", name="Add event commerce.checkouts").click()
+    expect(page.get_by_label("Time constraint")).to_be_visible()
+    page.get_by_role("button", name="+ Add container").click()
+    second = page.locator('.rule-container[data-ci="1"]')
+    expect(second).to_be_visible()
+    page.get_by_label("Container 2: include or exclude").select_option("exclude")
+    expect(page.locator('.rule-container[data-ci="1"]')).to_have_class(re.compile("exclude"))
+    page.locator(".field-leaf", has_text="Gold members").drag_to(
+        page.locator('.rule-container[data-ci="1"]'))
+    expect(page.locator("#pql-code")).to_have_value(re.compile(
+        rf'and \(?not \(inSegment\("{gold.pk}"\)\)'))
+    expect(page.locator('.rule-container[data-ci="1"]')).to_contain_text("Gold members")
