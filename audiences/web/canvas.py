@@ -209,11 +209,18 @@ def _container(container: dict) -> str | None:
     return body
 
 
+def _grouped(part: str) -> str:
+    """Parenthesise a container only when it has its own AND/OR (`not (...)` already is)."""
+    if part.startswith("not (") or not (" and " in part or " or " in part):
+        return part
+    return f"({part})"
+
+
 def to_pql(canvas: dict) -> str:
     parts = [p for p in (_container(c) for c in canvas["containers"]) if p]
     if len(parts) == 1:
         return parts[0]
-    return "\n and ".join(f"({p})" for p in parts)
+    return "\n and ".join(_grouped(p) for p in parts)
 
 
 # --- PQL -> canvas ------------------------------------------------------------------------------
@@ -383,17 +390,20 @@ def from_pql(query: Any, *, types: dict[str, str] | None = None) -> dict | None:
     types = types or {}
     try:
         containers: list[dict] = []
-        plain: list[A.Node] = []
+        # AND is left-associative: leading plain rules share the first container; a plain rule
+        # after a grouped one gets its own container so the PQL keeps the same shape.
         for part in _flatten(query.tree.body, "and"):
             if isinstance(part, A.Not):
                 containers.append(_container_of(part.operand, types, "exclude"))
             elif isinstance(part, A.BinOp) and part.op == "or":
                 containers.append(_container_of(part, types, "include"))
+            elif len(containers) == 1 and containers[0].get("plain"):
+                containers[0]["rules"].append(_rule(part, types))
             else:
-                plain.append(part)
-        if plain:
-            containers.insert(0, {"mode": "include", "join": "and",
-                                  "rules": [_rule(n, types) for n in plain]})
+                containers.append({"mode": "include", "join": "and", "plain": not containers,
+                                   "rules": [_rule(part, types)]})
+        for box in containers:
+            box.pop("plain", None)
         canvas = {"containers": containers or empty()["containers"]}
         return canvas if parse(to_pql(canvas)) == query else None
     except (CannotDraw, PQLError, ValueError, TypeError, StopIteration):

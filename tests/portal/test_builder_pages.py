@@ -39,6 +39,7 @@ def checkout_rule(amount="24", unit="hours"):
     'person.birthDate occurs between date(1980, 1, 1) and date(1990, 12, 31) and x.isNull()',
     'xEvent[eventType = "commerce.purchases" and timestamp occurs <= 30 days before now]'
     '.sum(commerce.order.priceTotal) >= 100',
+    '(a = 1 or b = 2) and c = 3 and not (d = 4 and e = "x")',
 ])
 def test_the_canvas_redraws_pql_it_understands_exactly(text):
     query = parse(text)
