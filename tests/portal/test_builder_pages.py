@@ -169,3 +169,12 @@ def test_viewers_cannot_open_the_builder_or_validate(victor, acme_prod):
     client = victor.web()
     assert client.get("/audiences/new/").status_code == 403
     assert sync(client, source="code", expression="a = 1").status_code == 403
+
+
+def test_the_builder_cannot_reach_another_organizations_audiences(charlie, acme_prod):
+    secret = audience(acme_prod, "Acme secret")
+    client = charlie.web()
+    response = sync(client, source="code", expression=f'inSegment("{secret.pk}")')
+    assert "do not exist in this sandbox" in response.content.decode()
+    assert "Acme secret" not in client.get("/audiences/new/").content.decode()
+    assert client.get(f"/audiences/{secret.pk}/edit/").status_code == 404
