@@ -41,4 +41,14 @@ app.conf.beat_schedule = {
         "task": "audiences.tasks.metrics_rollup",
         "schedule": 60.0,
     },
+    # Send webhook deliveries whose retry time has come (exponential backoff, then dead letter).
+    "deliveries-retry": {
+        "task": "audiences.tasks.delivery_retry_sweep",
+        "schedule": 5.0,
+    },
+    # Start hourly and daily file exports of file destinations when due.
+    "destination-exports": {
+        "task": "audiences.tasks.export_destinations_due",
+        "schedule": crontab(minute="*"),
+    },
 }

@@ -222,3 +222,14 @@ SIFT_ESTIMATE_SAMPLE_FRACTION_ABOVE = envint("SIFT_ESTIMATE_SAMPLE_FRACTION_ABOV
 SIFT_PREVIEW_MAX_RESULTS = envint("SIFT_PREVIEW_MAX_RESULTS", 1000)
 # A preview whose worker has not written progress for this long is reported FAILED.
 SIFT_PREVIEW_STALE_SECONDS = envint("SIFT_PREVIEW_STALE_SECONDS", 600)
+
+# --- Destinations (services.destinations) ----------------------------------------------------
+SIFT_MEMBERSHIP_CONSUMERS.append("audiences.services.destinations.destinations_changes_recorded")
+# Called on commit as `hook(job_id=...)` when a batch segment job finishes.
+SIFT_JOB_FINISHED_HOOKS = ["audiences.services.destinations.destinations_job_finished"]
+SIFT_DELIVERY_TIMEOUT_SECONDS = envint("SIFT_DELIVERY_TIMEOUT_SECONDS", 10)
+SIFT_DELIVERY_MAX_ATTEMPTS = envint("SIFT_DELIVERY_MAX_ATTEMPTS", 6)
+# Retry n waits base * 2**(n-1) seconds, at most the max: 10 s, 20 s, 40 s, 80 s, 160 s.
+SIFT_DELIVERY_RETRY_BASE_SECONDS = envint("SIFT_DELIVERY_RETRY_BASE_SECONDS", 10)
+SIFT_DELIVERY_RETRY_MAX_SECONDS = envint("SIFT_DELIVERY_RETRY_MAX_SECONDS", 3600)
+SIFT_DELIVERY_BATCH_SIZE = envint("SIFT_DELIVERY_BATCH_SIZE", 100)

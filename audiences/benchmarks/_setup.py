@@ -17,7 +17,10 @@ TIERS = ["bronze", "silver", "gold", "platinum"]
 def fresh_sandbox(name: str) -> Sandbox:
     """An empty sandbox `name` in the benchmark organization (a previous one is deleted)."""
     organization_create(ims_org_id=BENCH_ORG, name="Benchmarks", sandbox_name="prod")
-    Sandbox.objects.filter(organization__ims_org_id=BENCH_ORG, name=name).delete()
+    from audiences.services.bootstrap import sandbox_purge
+
+    for old in Sandbox.objects.filter(organization__ims_org_id=BENCH_ORG, name=name):
+        sandbox_purge(sandbox=old)
     sandbox, _ = sandbox_create(ims_org_id=BENCH_ORG, name=name)
     return sandbox
 

@@ -7,8 +7,9 @@ membership change being visible, through the real ingestion path.
 In the embedded default (no broker) evaluation runs in-process right after each ingest commits.
 With `CELERY_BROKER_URL` set, the benchmark starts one Celery worker on the `streaming` queue
 (`--concurrency` processes) and measures across it. Latency is measured per membership change:
-the instant a poller first sees the change row minus the instant its triggering request
-started (the change's own `at`), so it includes ingestion, queueing and evaluation.
+the instant a poller first sees the change row minus the instant the request that triggered it
+started (the last request for that profile sent before the evaluation instant recorded in the
+change), so it includes ingestion, queueing and evaluation.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from audiences.benchmarks._setup import (
     ingest_in_chunks,
     people_records,
 )
-from audiences.models import MembershipChange
+from audiences.models import MembershipChange, Profile
 from portal.scope import sandbox_scope
 
 EVENT_TYPES = [f"bench.type{n}" for n in range(20)]
@@ -84,9 +86,10 @@ def _percentile(values: list[float], q: float) -> float:
 class Poller(threading.Thread):
     """Sees membership changes as they become visible, on its own database connection."""
 
-    def __init__(self, sandbox_id: int) -> None:
+    def __init__(self, sandbox_id: int, sent: dict[int, list[float]]) -> None:
         super().__init__(daemon=True)
         self.sandbox_id = sandbox_id
+        self.sent = sent  # profile id -> epoch seconds its requests started, in order
         self.latencies: list[float] = []
         self.last_seen = time.time()
         self.stop = threading.Event()
@@ -98,10 +101,13 @@ class Poller(threading.Thread):
             while not self.stop.is_set():
                 rows = list(MembershipChange.objects.unscoped()
                             .filter(sandbox_id=self.sandbox_id, pk__gt=self.last_pk)
-                            .order_by("pk").values_list("pk", "at"))
+                            .order_by("pk").values_list("pk", "at", "profile_id"))
                 seen = time.time()
-                for pk, at in rows:
-                    self.latencies.append(seen - at.timestamp())
+                for pk, at, profile_id in rows:
+                    evaluated = at.timestamp()
+                    starts = [t for t in self.sent.get(profile_id, ()) if t <= evaluated + 1e-3]
+                    if starts:
+                        self.latencies.append(seen - starts[-1])
                     self.last_pk = pk
                 if rows:
                     self.last_seen = seen
@@ -136,6 +142,8 @@ def run(options, stdout) -> dict:
         ingest_in_chunks(people_ds, people_records(options["profiles"], now=setup_now),
                          now=setup_now)
         emails = [f"bench{n}@example.com" for n in range(options["profiles"])]
+        profile_of = dict(Profile.objects.filter(merge_policy__is_default=True)
+                          .values_list("primary_id", "pk"))
         for n, (kind, expression) in enumerate(definitions_mix(options["definitions"])):
             definition_create(name=f"Bench {n:03d} {kind}", expression=expression,
                               requested={"batch": True, "streaming": True}, user=None,
@@ -143,7 +151,8 @@ def run(options, stdout) -> dict:
     worker = None if eager else _start_worker(options["concurrency"])
     if worker is not None:
         time.sleep(3)  # let it connect before the clock starts
-    poller = Poller(sandbox.pk)
+    sent_at: dict[int, list[float]] = defaultdict(list)
+    poller = Poller(sandbox.pk, sent_at)
     poller.start()
     per_request = max(1, round(options["rate"] * options["request_ms"] / 1000))
     sent, accepted = 0, 0
@@ -153,10 +162,13 @@ def run(options, stdout) -> dict:
         while sent < options["events"]:
             now = datetime.now(UTC)
             stamp = now.isoformat().replace("+00:00", "Z")
+            people = [rng.choice(emails) for _ in range(min(per_request, options["events"] - sent))]
+            for email in people:
+                sent_at[profile_of[email]].append(now.timestamp())
             records = [{"_id": f"bench-{sent + i}-{rng.getrandbits(40):x}", "timestamp": stamp,
                         "eventType": rng.choice(EVENT_TYPES),
-                        "identityMap": {"Email": [{"id": rng.choice(emails), "primary": True}]}}
-                       for i in range(min(per_request, options["events"] - sent))]
+                        "identityMap": {"Email": [{"id": email, "primary": True}]}}
+                       for i, email in enumerate(people)]
             accepted += ingest_records(dataset=events_ds, records=records, now=now,
                                        source="streaming").accepted
             sent += len(records)

@@ -216,3 +216,20 @@ def test_a_batch_membership_change_reaches_streaming_dependents(policy, acme_pro
         membership_apply(definition=loyal, results={profile.pk: True}, at=NOW,
                          source=Source.BATCH)
     assert status(loyal_buyers, profile) == "realized"
+
+
+def test_each_profile_is_evaluated_only_against_what_its_own_events_touch(policy, acme_prod):
+    streaming("Recent checkouts", CHECKOUT_TODAY)
+    buyer, (b_ident,) = person(policy=policy, attributes={}, at=NOW)
+    browser, (v_ident,) = person(policy=policy, attributes={}, at=NOW)
+    bought = event(b_ident, event_type="commerce.checkouts", at=NOW)
+    viewed = event(v_ident, event_type="web.webpagedetails.pageViews", at=NOW)
+    bought.payload["_id"], viewed.payload["_id"] = bought.event_id, viewed.event_id
+    bought.save(), viewed.save()
+    # One request carried both events: only the buyer is evaluated for the checkout audience.
+    result = streaming_evaluate(sandbox=acme_prod, profile_ids=[buyer.pk, browser.pk],
+                                attribute_paths=[], now=NOW,
+                                event_types=["commerce.checkouts",
+                                             "web.webpagedetails.pageViews"],
+                                event_ids=[bought.event_id, viewed.event_id])
+    assert (result.evaluations, result.transitions) == (1, 1)
