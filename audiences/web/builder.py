@@ -184,6 +184,12 @@ class MethodChoice:
     checked: bool
 
 
+def _wanted(post) -> str:
+    """The evaluation method the form asks for; anything unknown is batch."""
+    method = post.get("method", "")
+    return method if method in dict(METHODS) else "batch"
+
+
 def _policy(value: str) -> MergePolicy | None:
     policy = MergePolicy.objects.filter(pk=value).first() if defs.is_uuid(value or "") else None
     return policy or MergePolicy.objects.filter(is_default=True).first()
@@ -229,7 +235,7 @@ def builder_state(*, post, definition: Definition | None, source: str) -> dict:
     if expression.strip():
         verdict = defs.definition_validate(
             expression=expression, merge_policy=policy,
-            requested={post.get("method", "batch") or "batch": True},
+            requested={_wanted(post): True},
             definition_id=str(definition.pk) if definition else None)
         if canvas is None and verdict.query is not None:
             canvas = C.from_pql(verdict.query, types=types)
@@ -242,10 +248,10 @@ def builder_state(*, post, definition: Definition | None, source: str) -> dict:
                 rule["name"] = rule.get("name") or names.get(rule["id"], rule["id"])
             if rule["kind"] == "attr":
                 rule["ops"] = C.OPERATORS.get(rule["type"], C.OPERATORS["string"])
-    methods, chosen = _methods(verdict or defs.Verdict(), policy, post.get("method", "batch"))
+    methods, chosen = _methods(verdict or defs.Verdict(), policy, _wanted(post))
     return {"expression": expression, "canvas": canvas or C.empty(), "drawable": drawable,
             "verdict": verdict, "methods": methods, "method": chosen, "policy": policy,
-            "wanted": post.get("method", "batch")}
+            "wanted": _wanted(post)}
 
 
 def _initial_post(definition: Definition | None) -> dict:
@@ -279,7 +285,7 @@ def _save(request, definition: Definition | None):
     post = request.POST
     intent = post.get("intent", "draft")
     policy = _policy(post.get("merge_policy", ""))
-    requested = {post.get("method", "batch") or "batch": True}
+    requested = {_wanted(post): True}
     now = timezone.now()
     try:
         if definition is None:

@@ -89,6 +89,11 @@ def test_an_aggregation_rule_writes_a_sum_over_matching_events(bob, acme_prod):
     assert not methods["streaming"].eligible  # aggregations are batch only
 
 
+def test_an_unknown_method_is_treated_as_batch(bob, acme_prod):
+    response = sync(bob.web(), source="code", expression="a = 1", method="teleport")
+    assert response.status_code == 200 and response.context["method"] == "batch"
+
+
 def test_typing_bad_pql_reports_line_and_column(bob, acme_prod):
     response = sync(bob.web(), source="code", expression='a = "x" and\n  b = ')
     body = response.content.decode()
