@@ -6,6 +6,8 @@
    profiles of the sandbox's default merge policy that own the uploaded identities, and writes
    their memberships through `membership_apply` (source `upload`) in the same transaction, so a
    failed import leaves nothing behind.
+3. `uploads_expire_all` (beat) exits the members of uploads whose data expiration has passed,
+   through `membership_apply` again, so the change log and the counters say when they left.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ from datetime import datetime, timedelta
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from audiences.models import Identity, MergePolicy, Profile, SegmentDefinition, Source
+from audiences.models import (
+    QUALIFIED,
+    Identity,
+    Membership,
+    MergePolicy,
+    Profile,
+    SegmentDefinition,
+    Source,
+)
 from audiences.services.definitions import definition_create
 from audiences.services.memberships import membership_apply
 from portal.errors import ErrorCode, SiftError
+from portal.models import Sandbox
+from portal.scope import sandbox_scope
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 PREVIEW_ROWS = 8
@@ -136,3 +148,30 @@ def audience_import_csv(*, name: str, data: bytes, identity_column: str, namespa
                          at=now, source=Source.UPLOAD)
         definition.refresh_from_db()
     return ImportResult(definition=definition, identities=len(values), matched=len(profile_ids))
+
+
+def _expired(queryset, now: datetime):
+    return queryset.filter(origin=SegmentDefinition.Origin.CUSTOM_UPLOAD, expires_at__lte=now,
+                           qualified_count__gt=0)
+
+
+def uploads_expire(*, now: datetime) -> int:
+    """Exit every member of the current sandbox's expired uploads; returns how many left."""
+    left = 0
+    for definition in _expired(SegmentDefinition.objects.all(), now):
+        members = Membership.objects.filter(definition=definition, status__in=QUALIFIED)
+        results = dict.fromkeys(members.values_list("profile_id", flat=True), False)
+        left += len(membership_apply(definition=definition, results=results, at=now,
+                                     source=Source.SYSTEM))
+    return left
+
+
+def uploads_expire_all(*, now: datetime) -> int:
+    """`uploads_expire` in every sandbox that has an expired upload (the beat entry point)."""
+    sandbox_ids = set(_expired(SegmentDefinition.objects.unscoped(), now)
+                      .values_list("sandbox_id", flat=True))
+    left = 0
+    for sandbox in Sandbox.objects.filter(pk__in=sandbox_ids):
+        with sandbox_scope(sandbox):
+            left += uploads_expire(now=now)
+    return left

@@ -156,3 +156,27 @@ def test_jobs_are_per_sandbox(charlie, acme_prod):
         SegmentJob.objects.create(status="SUCCEEDED", snapshot_at=now, created_at=now,
                                   updated_at=now)
     assert "No segment jobs yet" in charlie.web().get("/segment-jobs/").content.decode()
+
+
+def test_uploaded_members_leave_when_the_data_expires(bob, acme_prod):
+    from audiences.services.uploads import audience_import_csv, uploads_expire_all
+    from portal.scope import sandbox_scope
+
+    now = timezone.now()
+    with sandbox_scope(acme_prod):
+        ann, _ = person(policy=default_policy(), at=now, email="ann@example.com", attributes={})
+        result = audience_import_csv(name="Fair leads", data=b"email\nann@example.com\n",
+                                     identity_column="email", namespace="Email",
+                                     expiration_days=7, user=None, now=now)
+        kept = audience_import_csv(name="Forever", data=b"email\nann@example.com\n",
+                                   identity_column="email", namespace="Email", user=None,
+                                   now=now)
+    assert uploads_expire_all(now=now + timedelta(days=6)) == 0
+    assert uploads_expire_all(now=now + timedelta(days=7, minutes=1)) == 1
+    with sandbox_scope(acme_prod):
+        result.definition.refresh_from_db()
+        kept.definition.refresh_from_db()
+        assert result.definition.qualified_count == 0
+        assert Membership.objects.get(definition=result.definition).status == "exited"
+        assert kept.definition.qualified_count == 1
+    assert uploads_expire_all(now=now + timedelta(days=8)) == 0  # nothing left to expire
