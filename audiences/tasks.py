@@ -137,3 +137,13 @@ def export_destinations_due() -> int:
     from audiences.services.destinations import file_exports_due
 
     return file_exports_due(now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.uploads_expire")
+def uploads_expire() -> int:
+    """Exit the members of custom-upload audiences whose data expiration has passed (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.uploads import uploads_expire_all
+
+    return uploads_expire_all(now=timezone.now())

@@ -51,4 +51,9 @@ app.conf.beat_schedule = {
         "task": "audiences.tasks.export_destinations_due",
         "schedule": crontab(minute="*"),
     },
+    # Exit the members of custom-upload audiences once their data expiration has passed.
+    "uploads-expire": {
+        "task": "audiences.tasks.uploads_expire",
+        "schedule": crontab(minute="*/15"),
+    },
 }
