@@ -139,6 +139,16 @@ def export_destinations_due() -> int:
     return file_exports_due(now=timezone.now())
 
 
+@shared_task(name="audiences.tasks.uploads_expire")
+def uploads_expire() -> int:
+    """Exit the members of custom-upload audiences whose data expiration has passed (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.uploads import uploads_expire_all
+
+    return uploads_expire_all(now=timezone.now())
+
+
 @shared_task(name="audiences.tasks.merge_policy_rebuild_sweep")
 def merge_policy_rebuild_sweep() -> int:
     """Re-enqueue merge-policy rebuilds whose worker stopped sending heartbeats (beat)."""

@@ -51,6 +51,11 @@ app.conf.beat_schedule = {
         "task": "audiences.tasks.export_destinations_due",
         "schedule": crontab(minute="*"),
     },
+    # Exit the members of custom-upload audiences once their data expiration has passed.
+    "uploads-expire": {
+        "task": "audiences.tasks.uploads_expire",
+        "schedule": crontab(minute="*/15"),
+    },
     # Re-enqueue merge-policy rebuilds whose worker stopped sending heartbeats.
     "merge-policy-rebuilds-sweep": {
         "task": "audiences.tasks.merge_policy_rebuild_sweep",

@@ -66,7 +66,7 @@ def run(options, stdout) -> dict:
                               requested={"batch": True, "edge": True}, user=None, now=now)
     user_create(username="bench-edge", ims_org_id=BENCH_ORG, role=Role.MARKETER)
     _, token = api_token_create(username="bench-edge", ims_org_id=BENCH_ORG, name="edge bench")
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")  # an allowed host of the embedded default
     headers = {"Authorization": f"Bearer {token}", "x-gw-ims-org-id": BENCH_ORG,
                "x-sandbox-name": sandbox.name, "x-api-key": "bench"}
     with_event, without = [], []

@@ -161,7 +161,8 @@ def _assign_levels(index: StreamingIndex) -> None:
         level(definition_id, frozenset())
 
 
-def _lookback(compiled: Iterable[Compiled]) -> timedelta | None:
+def lookback_of(compiled: Iterable[Compiled]) -> timedelta | None:
+    """The longest look-back the definitions need (timedelta(0): no events; None: all)."""
     windows = [c.lookback for c in compiled if c.uses_events]
     if not windows:
         return timedelta(0)
@@ -208,7 +209,7 @@ def streaming_on_profiles_changed(*, change) -> None:
 def streaming_on_memberships_changed(*, announcement) -> None:
     """Consumer of `services.memberships` announcements: when a batch job, an upload or an
     identity merge changes who is in an audience, re-evaluate the streaming definitions built
-    on it with `inSegment` (streaming and edge changes already propagate in `_evaluate`)."""
+    on it with `inSegment` (streaming and edge changes already propagate in `evaluate_work`)."""
     if announcement.source in (Source.STREAMING, Source.EDGE) or not announcement.change_ids:
         return
     sandbox = Sandbox.objects.get(pk=announcement.sandbox_id)
@@ -246,7 +247,7 @@ def streaming_dependents_evaluate(*, sandbox: Sandbox, segment_id: str,
         index = streaming_index(sandbox=sandbox)
         ids = set(profile_ids)
         work = {c.id: set(ids) for c in index.dependents_of(segment_id)}
-        return _evaluate(index=index, work=work, now=now, source=Source.STREAMING)
+        return evaluate_work(index=index, work=work, now=now, source=Source.STREAMING)
 
 
 def streaming_evaluate(*, sandbox: Sandbox, profile_ids: Iterable[int],
@@ -267,7 +268,7 @@ def streaming_evaluate(*, sandbox: Sandbox, profile_ids: Iterable[int],
         narrow = None
         if event_ids:
             narrow = _Narrowing(frozenset(event_ids), attribute_paths)
-        return _evaluate(index=index, work={c.id: set(profile_ids) for c in affected}, now=now,
+        return evaluate_work(index=index, work={c.id: set(profile_ids) for c in affected}, now=now,
                          source=Source.STREAMING, narrow=narrow)
 
 
@@ -294,7 +295,7 @@ def streaming_lapse_sweep(*, now: datetime, limit: int = LAPSE_SWEEP_BATCH) -> S
             if stale:
                 Membership.objects.filter(definition_id__in=stale,
                                           recheck_at__lte=now).update(recheck_at=None)
-            result = _evaluate(index=index, work=known, now=now, source=Source.STREAMING)
+            result = evaluate_work(index=index, work=known, now=now, source=Source.STREAMING)
         total.profiles += result.profiles
         total.evaluations += result.evaluations
         total.transitions += result.transitions
@@ -327,7 +328,7 @@ class _Narrowing:
         return narrowed
 
 
-def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime, source: str,
+def evaluate_work(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime, source: str,
               narrow: _Narrowing | None = None) -> StreamingResult:
     """Evaluate `work` (definition id -> profile ids), then the inSegment dependents of every
     membership that changed, until nothing new changes."""
@@ -346,7 +347,7 @@ def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime
         # Load once with the longest look-back of every definition this change can reach
         # (inSegment dependents included), so no definition reads a truncated history.
         needed = [index.compiled[d] for d in _reachable(index, work)]
-        _load(loaded, list(policy_of), _lookback(needed), now)
+        _load(loaded, list(policy_of), lookback_of(needed), now)
         if narrow is not None:
             work = narrow.work(work, index, loaded)
         segments = {pid: set(ids) for pid, ids in
