@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 TAG_SEED = "seed guide"
 PRECEDENCE_POLICY = "CRM over loyalty"
 CHUNK = 5000
+HISTORY = "demo history"
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -72,8 +73,8 @@ AUDIENCES: tuple[Audience, ...] = (
              (TAG_SEED, "segment of segments"),
              "The streaming guide's pattern for two event audiences."),
     Audience("high_value", "High-value customers",
-             '(sum X.commerce.order.priceTotal over X from xEvent where X.eventType = '
-             '"commerce.checkouts") > 400', ("batch",), ("retail", "value"),
+             'xEvent[eventType = "commerce.checkouts"].sum(commerce.order.priceTotal) > 400',
+             ("batch",), ("retail", "value"),
              "Spent more than $400 in checkouts over the stored history."),
     Audience("lapsed", "Lapsed buyers",
              'CHAIN(xEvent, timestamp, [C0: WHAT(eventType = "commerce.checkouts") '
@@ -88,9 +89,10 @@ AUDIENCES: tuple[Audience, ...] = (
              "Clicked a campaign email in the last 24 hours."),
     Audience("cart_abandoners", "Cart abandoners in the last hour",
              'CHAIN(xEvent, timestamp, [C0: WHAT(eventType = "commerce.productListAdds") '
-             'WHEN(<= 1 hours before now), C1: !WHAT(eventType = "commerce.checkouts")])',
+             'WHEN(<= 1 hours before now)]) and not CHAIN(xEvent, timestamp, '
+             '[C0: WHAT(eventType = "commerce.checkouts") WHEN(<= 1 hours before now)])',
              ("streaming",), ("retail", "realtime", "win-back"),
-             "Added to cart within the hour and has not checked out since."),
+             "Added to cart within the hour and has not checked out in that hour."),
     Audience("gold", "Loyalty Gold and Platinum",
              'loyalty.tier in ["gold", "platinum"]', ("edge",), ("loyalty",),
              "Top loyalty tiers, for same-page personalisation."),
@@ -184,7 +186,13 @@ def demo_build(*, sandbox: Sandbox, profiles: int, now: datetime, days: int = 30
         created = _audiences(now)
         result.audiences = len(created)
         if history:
-            result.jobs = _history(days=days, now=now, progress=progress)
+            result.jobs = demo_history(sandbox=sandbox, days=days, now=now, progress=progress)
+        else:
+            _job(now, name="demo build")  # today's counts at once; history can follow
+            from audiences.services.metrics import metrics_rollup
+
+            metrics_rollup()
+            result.jobs = 1
     return result
 
 
@@ -232,20 +240,34 @@ def _audiences(now: datetime) -> dict[str, SegmentDefinition]:
     return created
 
 
-def _history(*, days: int, now: datetime, progress: Progress) -> int:
-    """One batch job per past day (at the daily schedule's hour), then one now."""
+def _job(snapshot: datetime, *, name: str) -> None:
     from audiences.services.batch import segment_job_create, segment_job_run
+
+    job = segment_job_create(segment_ids="*", source="demo", now=snapshot, snapshot_at=snapshot,
+                             enqueue=False, snapshot_name=name)
+    segment_job_run(job_id=job.pk, now=snapshot, inline=True)
+
+
+def demo_history(*, sandbox: Sandbox, days: int = 30, now: datetime,
+                 progress: Progress = _noop) -> int:
+    """Replay one batch job per past day (at the daily schedule's hour), oldest first, then
+    one at `now`, so "Profiles over time" has a month of exact curves. Resumable: days already
+    replayed are skipped. Returns how many jobs ran."""
+    from audiences.models import SegmentJob
+    from audiences.services.metrics import metrics_rollup
 
     snapshots = [(now - timedelta(days=d)).replace(hour=5, minute=0, second=0, microsecond=0)
                  for d in range(days, 0, -1)]
-    snapshots = [s for s in snapshots if s < now] + [now]
-    for index, snapshot in enumerate(snapshots):
-        job = segment_job_create(segment_ids="*", source="demo", now=snapshot,
-                                 snapshot_at=snapshot, enqueue=False,
-                                 snapshot_name=f"demo history {snapshot:%Y-%m-%d}")
-        segment_job_run(job_id=job.pk, now=snapshot, inline=True)
-        progress("history", index + 1, len(snapshots))
-    from audiences.services.metrics import metrics_rollup
-
-    metrics_rollup()
-    return len(snapshots)
+    snapshots = [s for s in snapshots if s < now]
+    with sandbox_scope(sandbox):
+        done = set(SegmentJob.objects.filter(source="demo", snapshot_name__startswith=HISTORY)
+                   .values_list("snapshot_name", flat=True))
+        todo = [s for s in snapshots if f"{HISTORY} {s:%Y-%m-%d}" not in done]
+        for index, snapshot in enumerate(todo):
+            _job(snapshot, name=f"{HISTORY} {snapshot:%Y-%m-%d}")
+            progress("history", index + 1, len(todo) + 1)
+        if todo:
+            _job(now, name="demo history caught up")  # back to today's state
+        progress("history", len(todo) + 1, len(todo) + 1)
+        metrics_rollup()
+    return len(todo) + (1 if todo else 0)

@@ -33,7 +33,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-data", action="store_true",
                             help="only the organization, the sandbox and the users")
         parser.add_argument("--no-history", action="store_true",
-                            help="skip replaying a batch job per past day")
+                            help="run one batch job now instead of one per past day (fast; "
+                                 "replay the month later with --history-only)")
+        parser.add_argument("--history-only", action="store_true",
+                            help="replay the batch jobs of the past 30 days that are missing")
 
     def handle(self, *args, **opts):
         if opts["profiles"] < 10:
@@ -47,9 +50,22 @@ class Command(BaseCommand):
         self.stdout.write("Sign in as admin/admin (administrator) or marketer/marketer.")
         if opts["no_data"]:
             return
-        from audiences.services.demo import demo_build, demo_reset
+        from audiences.services.demo import demo_build, demo_exists, demo_history, demo_reset
 
         sandbox = Sandbox.objects.get(organization=org, name="prod")
+        if opts["history_only"]:
+            if not demo_exists(sandbox=sandbox):
+                raise CommandError("There is no demo data to replay history over: run demo.")
+            started = time.monotonic()
+            with tqdm(total=1, desc=PHASES["history"], file=self.stderr) as bar:
+                def advance(phase, done, total):
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                jobs = demo_history(sandbox=sandbox, now=timezone.now(), progress=advance)
+            self.stdout.write(f"Replayed {jobs} batch jobs of history in "
+                              f"{time.monotonic() - started:.0f} s.")
+            return
         if opts["reset"]:
             sandbox = demo_reset(sandbox=sandbox)
             self.stdout.write("Reset the prod sandbox.")
