@@ -221,3 +221,121 @@ def exit_profiles(*, profile_ids: Iterable[int], at: datetime, source: str = Sou
         total += len(membership_apply(definition=definition, results=results, at=at,
                                       source=source))
     return total
+
+
+SET_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class SetApplied:
+    """What one set-wise batch write did to one definition's memberships."""
+
+    qualified: int
+    realized: int
+    existing: int
+    exited: int
+    changes: int
+
+
+def _chunks(ids: list, size: int = SET_CHUNK):
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def batch_status_for(*, status: str, last_qualification_time: datetime, at: datetime) -> str:
+    """A member that still qualifies at a later batch snapshot becomes `existing`; one that
+    entered at this very snapshot stays `realized`, so re-running a snapshot changes nothing."""
+    if status == Status.REALIZED and last_qualification_time >= at:
+        return Status.REALIZED
+    return Status.EXISTING
+
+
+def membership_apply_set(*, definition: SegmentDefinition, qualifying: Iterable[int],
+                         at: datetime, source: str = Source.BATCH, job_id=None) -> SetApplied:
+    """Make the definition's memberships equal to `qualifying` at the snapshot `at`.
+
+    The set-wise twin of `membership_apply`, with the same change-log rules, for a whole
+    population at once (a batch job):
+
+    1. newly qualifying (no row, or `exited`)  -> `realized`, lastQualificationTime = at
+    2. still qualifying, entered before `at`   -> `existing`, lastQualificationTime = at
+    3. members that no longer qualify          -> `exited`, lastQualificationTime = at
+    4. every status change appends one `MembershipChange`; the counters are recounted.
+
+    A second call with the same set and the same `at` finds nothing to change. The caller owns
+    the transaction (one per definition, so a killed worker leaves nothing half-written).
+    """
+    wanted = set(qualifying)
+    current = {pid: (status, lqt) for pid, status, lqt in Membership.objects.filter(
+        definition=definition).values_list("profile_id", "status", "last_qualification_time")}
+    enter_new = [pid for pid in wanted if pid not in current]
+    reenter = [pid for pid in wanted if pid in current and current[pid][0] == Status.EXITED]
+    to_existing = [pid for pid in wanted if pid in current and current[pid][0] in QUALIFIED
+                   and batch_status_for(status=current[pid][0],
+                                        last_qualification_time=current[pid][1],
+                                        at=at) == Status.EXISTING
+                   and (current[pid][0] != Status.EXISTING or current[pid][1] < at)]
+    leave = [pid for pid, (status, _) in current.items()
+             if pid not in wanted and status in QUALIFIED]
+    # A profile deleted (or merged away) since the query ran cannot enter.
+    enter_new = _existing_profiles(enter_new)
+    keys = _profile_keys(enter_new + reenter + leave
+                         + [p for p in to_existing if current[p][0] == Status.REALIZED])
+    changes: list[MembershipChange] = []
+    Membership.objects.bulk_create(
+        [Membership(sandbox_id=definition.sandbox_id, definition=definition, profile_id=pid,
+                    status=Status.REALIZED, last_qualification_time=at, source=source,
+                    version=definition.version, updated_at=at) for pid in enter_new],
+        batch_size=SET_CHUNK)
+    changes += [_set_change(definition, keys, pid, "", Status.REALIZED, at, source, job_id)
+                for pid in enter_new]
+    _set_status(definition, reenter, Status.REALIZED, at, source)
+    changes += [_set_change(definition, keys, pid, Status.EXITED, Status.REALIZED, at, source,
+                            job_id) for pid in reenter]
+    _set_status(definition, to_existing, Status.EXISTING, at, source)
+    changes += [_set_change(definition, keys, pid, Status.REALIZED, Status.EXISTING, at, source,
+                            job_id) for pid in to_existing if current[pid][0] == Status.REALIZED]
+    _set_status(definition, leave, Status.EXITED, at, source)
+    changes += [_set_change(definition, keys, pid, current[pid][0], Status.EXITED, at, source,
+                            job_id) for pid in leave]
+    if changes:
+        MembershipChange.objects.bulk_create(changes, batch_size=SET_CHUNK)
+        _announce(definition.sandbox_id, changes, source, job_id)
+    counts_refresh(definition_ids=[definition.pk], since=at, at=at)
+    still = sum(1 for pid in wanted if pid in current and current[pid][0] in QUALIFIED)
+    entered = len(enter_new) + len(reenter)
+    return SetApplied(qualified=entered + still, realized=entered, existing=still,
+                      exited=len(leave), changes=len(changes))
+
+
+def _existing_profiles(ids: list[int]) -> list[int]:
+    found: set[int] = set()
+    for chunk in _chunks(ids):
+        found.update(Profile.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    return [pid for pid in ids if pid in found]
+
+
+def _profile_keys(ids: list[int]) -> dict[int, str]:
+    keys: dict[int, str] = {}
+    for chunk in _chunks(ids):
+        for pid, ns, value in Profile.objects.filter(pk__in=chunk).values_list(
+                "pk", "primary_namespace", "primary_id"):
+            keys[pid] = f"{ns}:{value}"
+    return keys
+
+
+def _set_status(definition: SegmentDefinition, ids: list[int], status: str, at: datetime,
+                source: str) -> None:
+    fields = {"status": status, "last_qualification_time": at, "source": source,
+              "updated_at": at, "recheck_at": None}
+    if status == Status.REALIZED:
+        fields["version"] = definition.version
+    for chunk in _chunks(ids):
+        Membership.objects.filter(definition=definition, profile_id__in=chunk).update(**fields)
+
+
+def _set_change(definition, keys, profile_id, old, new, at, source, job_id) -> MembershipChange:
+    return MembershipChange(
+        sandbox_id=definition.sandbox_id, definition=definition, profile_id=profile_id,
+        profile_key=keys.get(profile_id, ""), old_status=old, new_status=new, at=at,
+        source=source, job_id=job_id)
