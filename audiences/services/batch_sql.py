@@ -892,7 +892,7 @@ def _relative(clause: A.Relative, start: datetime, end: datetime):
 @dataclass(frozen=True)
 class Evaluation:
     profile_ids: frozenset[int]
-    evaluator: str  # "sql" | "sql+python"
+    evaluator: str  # "sql", or "sql+python" when the Python evaluator decided any row
     scanned: int
     candidates: int  # rows the Python evaluator had to decide
     fallbacks: tuple[str, ...]
@@ -936,7 +936,8 @@ def query_evaluate(*, query, merge_policy: MergePolicy, now: datetime,
                                        profile_ids=undecided[start:start + 2000]))
         if heartbeat is not None:
             heartbeat()
-    return Evaluation(frozenset(sure | decided), "sql+python", scanned, len(undecided),
+    evaluator = "sql+python" if undecided or plan.fallbacks else "sql"
+    return Evaluation(frozenset(sure | decided), evaluator, scanned, len(undecided),
                       tuple(plan.fallbacks))
 
 
