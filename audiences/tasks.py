@@ -113,3 +113,29 @@ def segment_job_reap() -> int:
 
     result = reap(now=timezone.now())
     return result.resumed + result.failed
+
+
+@shared_task(name="audiences.tasks.schedules_dispatch")
+def schedules_dispatch() -> int:
+    """Start the segment jobs and exports whose schedule is due (beat, every minute)."""
+    from django.utils import timezone
+
+    from audiences.services.schedules import schedules_dispatch as dispatch
+
+    return dispatch(now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.export_run", acks_late=True)
+def export_run(export_id: int) -> str:
+    """Write one export file."""
+    from django.utils import timezone
+
+    from audiences.models import ExportJob
+    from audiences.services.exports import export_run as run
+    from portal.scope import sandbox_scope
+
+    export = ExportJob.objects.unscoped().select_related("sandbox").filter(pk=export_id).first()
+    if export is None:
+        return "GONE"
+    with sandbox_scope(export.sandbox):
+        return run(export_id=export_id, now=timezone.now()).status
