@@ -641,7 +641,10 @@ class BatchCompiler:
         """The profile's events (invariant 2 of models/profiles.py), inside the same look-back
         the Python evaluator loads."""
         key = "cluster_id" if self.policy.stitches else "identity_id"
-        qs = Event.objects.filter(**{key: OuterRef("entity_id")})
+        # Entities are identity primary keys, unique across sandboxes, so the correlation
+        # alone scopes the events; a sandbox condition here would steer SQLite onto the
+        # (sandbox) index instead of (cluster_id|identity, timestamp).
+        qs = Event.objects.unscoped().filter(**{key: OuterRef("entity_id")})
         if self.policy.event_datasets:
             qs = qs.filter(dataset_id__in=self.policy.event_datasets)
         if self.lookback is not None:

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Q
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from audiences.models import (
@@ -281,26 +282,21 @@ def membership_apply_set(*, definition: SegmentDefinition, qualifying: Iterable[
     enter_new = _existing_profiles(enter_new)
     keys = _profile_keys(enter_new + reenter + leave
                          + [p for p in to_existing if current[p][0] == Status.REALIZED])
-    changes: list[MembershipChange] = []
-    Membership.objects.bulk_create(
-        [Membership(sandbox_id=definition.sandbox_id, definition=definition, profile_id=pid,
-                    status=Status.REALIZED, last_qualification_time=at, source=source,
-                    version=definition.version, updated_at=at) for pid in enter_new],
-        batch_size=SET_CHUNK)
-    changes += [_set_change(definition, keys, pid, "", Status.REALIZED, at, source, job_id)
-                for pid in enter_new]
+    changes: list[tuple] = []
+    _insert_rows(Membership, {
+        "sandbox_id": definition.sandbox_id, "definition_id": definition.pk,
+        "status": Status.REALIZED, "last_qualification_time": at, "source": source,
+        "version": definition.version, "updated_at": at}, "profile_id", enter_new)
+    changes += [(pid, "", Status.REALIZED) for pid in enter_new]
     _set_status(definition, reenter, Status.REALIZED, at, source)
-    changes += [_set_change(definition, keys, pid, Status.EXITED, Status.REALIZED, at, source,
-                            job_id) for pid in reenter]
+    changes += [(pid, Status.EXITED, Status.REALIZED) for pid in reenter]
     _set_status(definition, to_existing, Status.EXISTING, at, source)
-    changes += [_set_change(definition, keys, pid, Status.REALIZED, Status.EXISTING, at, source,
-                            job_id) for pid in to_existing if current[pid][0] == Status.REALIZED]
+    changes += [(pid, Status.REALIZED, Status.EXISTING) for pid in to_existing
+                if current[pid][0] == Status.REALIZED]
     _set_status(definition, leave, Status.EXITED, at, source)
-    changes += [_set_change(definition, keys, pid, current[pid][0], Status.EXITED, at, source,
-                            job_id) for pid in leave]
+    changes += [(pid, current[pid][0], Status.EXITED) for pid in leave]
     if changes:
-        MembershipChange.objects.bulk_create(changes, batch_size=SET_CHUNK)
-        _announce(definition.sandbox_id, changes, source, job_id)
+        _record_changes(definition, keys, changes, at=at, source=source, job_id=job_id)
     counts_refresh(definition_ids=[definition.pk], since=at, at=at)
     still = sum(1 for pid in wanted if pid in current and current[pid][0] in QUALIFIED)
     entered = len(enter_new) + len(reenter)
@@ -334,8 +330,40 @@ def _set_status(definition: SegmentDefinition, ids: list[int], status: str, at: 
         Membership.objects.filter(definition=definition, profile_id__in=chunk).update(**fields)
 
 
-def _set_change(definition, keys, profile_id, old, new, at, source, job_id) -> MembershipChange:
-    return MembershipChange(
-        sandbox_id=definition.sandbox_id, definition=definition, profile_id=profile_id,
-        profile_key=keys.get(profile_id, ""), old_status=old, new_status=new, at=at,
-        source=source, job_id=job_id)
+def _insert_rows(model, constants: dict, varying: str | tuple, rows: list) -> None:
+    """INSERT many rows through one prepared statement (`executemany`): the ORM's
+    bulk_create spends most of a batch job building per-row SQL. `constants` are the same on
+    every row (prepared once); `varying` names the column(s) each row supplies."""
+    if not rows:
+        return
+    varying = (varying,) if isinstance(varying, str) else varying
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    prepared = tuple(fields[name].get_db_prep_save(value, connection)
+                     for name, value in constants.items())
+    columns = [*constants, *varying]
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} "
+           f"({', '.join(quote(fields[c].column) for c in columns)}) "
+           f"VALUES ({', '.join(['%s'] * len(columns))})")
+    single = len(varying) == 1
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, 20_000):
+            cursor.executemany(sql, [(*prepared, row) if single else (*prepared, *row)
+                                     for row in chunk])
+
+
+def _record_changes(definition: SegmentDefinition, keys: dict, changes: list[tuple], *,
+                    at: datetime, source: str, job_id) -> None:
+    """Append the change-log rows and announce their ids after commit (ids only grow, so
+    the rows of this call are those above the previous maximum)."""
+    before = MembershipChange.objects.unscoped().aggregate(top=Max("id"))["top"] or 0
+    _insert_rows(MembershipChange, {
+        "sandbox_id": definition.sandbox_id, "definition_id": definition.pk, "at": at,
+        "source": source, "job_id": job_id, "recorded_at": timezone.now()},
+        ("profile_id", "profile_key", "old_status", "new_status"),
+        [(pid, keys.get(pid, ""), old, new) for pid, old, new in changes])
+    ids = tuple(MembershipChange.objects.filter(
+        definition=definition, id__gt=before, at=at).order_by("id").values_list("id", flat=True))
+    announcement = ChangesRecorded(sandbox_id=definition.sandbox_id, change_ids=ids,
+                                   source=source, job_id=str(job_id) if job_id else None)
+    transaction.on_commit(lambda: changes_announce(announcement))
