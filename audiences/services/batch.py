@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -150,11 +150,13 @@ def _beat(job_id, now: datetime) -> None:
     SegmentJob.objects.filter(pk=job_id).update(heartbeat_at=now, updated_at=now)
 
 
-def segment_job_run(*, job_id, now: datetime, inline: bool = False) -> SegmentJob:
+def segment_job_run(*, job_id, now: datetime, inline: bool = False,
+                    on_progress: Callable[[SegmentJobRun], None] | None = None) -> SegmentJob:
     """Claim the job and run its definitions in dependency order.
 
     `inline=True` evaluates everything in the calling thread (command line, tests, the embedded
-    default); otherwise one Celery task per definition on the `batch` queue.
+    default), calling `on_progress(run)` after each definition; otherwise one Celery task per
+    definition on the `batch` queue.
     """
     claimed = SegmentJob.objects.filter(pk=job_id, status__in=(Job.NEW, Job.QUEUED)).update(
         status=Job.PROCESSING, started_at=now, heartbeat_at=now, updated_at=now)
@@ -170,7 +172,9 @@ def segment_job_run(*, job_id, now: datetime, inline: bool = False) -> SegmentJo
         if not ready:
             break
         for definition_id in ready:
-            segment_job_run_definition(job_id=job_id, definition_id=definition_id, now=now)
+            run = segment_job_run_definition(job_id=job_id, definition_id=definition_id, now=now)
+            if on_progress is not None and run is not None:
+                on_progress(run)
         if not SegmentJob.objects.filter(pk=job_id, status=Job.PROCESSING).exists():
             break
     _finish_if_done(job_id=job_id, now=now + timedelta(seconds=time.monotonic() - started))
