@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import (
     BooleanField,
     Case,
@@ -386,6 +387,7 @@ class Plan:
     tri: Tri
     annotations: dict = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
+    merge_policy: MergePolicy | None = None
 
 
 class BatchCompiler:
@@ -402,9 +404,9 @@ class BatchCompiler:
     def compile(self, query: A.Query) -> Plan:
         if query.params:
             self.fallbacks.append("lambda head")
-            return Plan(UNKNOWN, {}, self.fallbacks)
+            return Plan(UNKNOWN, {}, self.fallbacks, self.policy)
         tri = self.pred(query.body, Scope(F("attributes")))
-        return Plan(tri, self.annotations, self.fallbacks)
+        return Plan(tri, self.annotations, self.fallbacks, self.policy)
 
     # A predicate at a boolean position.
     def pred(self, node: A.Node, scope: Scope) -> Tri:
@@ -915,25 +917,15 @@ def query_evaluate(*, query, merge_policy: MergePolicy, now: datetime,
     """The ids of the policy's profiles for which `query` holds at `now`, computed in SQL with
     the Python evaluator deciding only the rows SQL could not."""
     plan = plan_for(query=query, merge_policy=merge_policy, now=now)
-    base = profiles_for(merge_policy)
-    scanned = base.count()
-    tri = plan.tri
-    if tri.maybe is FALSE:
-        return Evaluation(frozenset(), "sql", scanned, 0, tuple(plan.fallbacks))
-    qs = base.annotate(**plan.annotations)
-    if tri.exact:
-        ids = qs if tri.sure is TRUE else qs.filter(tri.sure)
-        return Evaluation(frozenset(ids.values_list("pk", flat=True)), "sql", scanned, 0,
-                          tuple(plan.fallbacks))
-    rows = qs if tri.maybe is TRUE else qs.filter(tri.maybe)
-    sure_flag = Value(False) if tri.sure is FALSE else Case(
-        When(tri.sure, then=Value(True)), default=Value(False), output_field=BooleanField())
-    sure: set[int] = set()
-    undecided: list[int] = []
-    for pk, is_sure in rows.annotate(_sure=sure_flag).values_list("pk", "_sure").iterator(
-            chunk_size=5000):
-        (sure.add(pk) if is_sure else undecided.append(pk))
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The CASE-heavy plans look expensive to the planner, whose JIT then spends more
+            # compiling than the per-profile subplans cost (measured: 0.69 s -> 0.21 s on 10k).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
+        scanned, sure, undecided = _select(plan)
     decided: set[int] = set()
+    # Outside the SQL transaction, so the heartbeats are visible to the reaper meanwhile.
     for start in range(0, len(undecided), 2000):
         decided.update(evaluate_python(query=query, merge_policy=merge_policy, now=now,
                                        profile_ids=undecided[start:start + 2000]))
@@ -942,6 +934,28 @@ def query_evaluate(*, query, merge_policy: MergePolicy, now: datetime,
     evaluator = "sql+python" if undecided or plan.fallbacks else "sql"
     return Evaluation(frozenset(sure | decided), evaluator, scanned, len(undecided),
                       tuple(plan.fallbacks))
+
+
+def _select(plan: Plan) -> tuple[int, set[int], list[int]]:
+    """(profiles scanned, ids SQL accepts for sure, ids Python must decide)."""
+    base = profiles_for(plan.merge_policy)
+    scanned = base.count()
+    tri = plan.tri
+    if tri.maybe is FALSE:
+        return scanned, set(), []
+    qs = base.annotate(**plan.annotations)
+    if tri.exact:
+        ids = qs if tri.sure is TRUE else qs.filter(tri.sure)
+        return scanned, set(ids.values_list("pk", flat=True)), []
+    rows = qs if tri.maybe is TRUE else qs.filter(tri.maybe)
+    sure_flag = Value(False) if tri.sure is FALSE else Case(
+        When(tri.sure, then=Value(True)), default=Value(False), output_field=BooleanField())
+    sure: set[int] = set()
+    undecided: list[int] = []
+    for pk, is_sure in rows.annotate(_sure=sure_flag).values_list("pk", "_sure").iterator(
+            chunk_size=5000):
+        (sure.add(pk) if is_sure else undecided.append(pk))
+    return scanned, sure, undecided
 
 
 def definition_evaluate(*, definition: SegmentDefinition, now: datetime,

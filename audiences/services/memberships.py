@@ -347,6 +347,14 @@ def _insert_rows(model, constants: dict, varying: str | tuple, rows: list) -> No
            f"VALUES ({', '.join(['%s'] * len(columns))})")
     single = len(varying) == 1
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY is several times faster than pipelined INSERTs (TOOLING.md).
+            names = ", ".join(quote(fields[c].column) for c in columns)
+            with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) "
+                                    "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*prepared, row) if single else (*prepared, *row))
+            return
         for chunk in _chunks(rows, 20_000):
             cursor.executemany(sql, [(*prepared, row) if single else (*prepared, *row)
                                      for row in chunk])
