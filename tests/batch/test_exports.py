@@ -20,20 +20,32 @@ EXPORTS = "/data/core/ups/export/jobs"
 
 
 def members(definition, count: int, *, start: int = 0) -> None:
-    now = timezone.now()
+    """`count` profiles and their memberships, generated inside the database (fast)."""
+    from django.db import connection
+
+    from audiences.benchmarks.batch import _series, _table
+
+    pg = connection.vendor == "postgresql"
+    obj = "jsonb_build_object" if pg else "json_object"
+    array = "jsonb_build_array" if pg else "json_array"
+    with_, source = _series(count)
     policy = default_policy()
-    for offset in range(start, start + count, 5000):
-        size = min(5000, start + count - offset)
-        profiles = Profile.objects.bulk_create([
-            Profile(merge_policy=policy, entity_id=10_000_000 + n,
-                    attributes={"person": {"name": f"P{n}"}, "loyalty": {"points": n}},
-                    identity_map={"Email": [{"id": f"p{n}@x.io"}]}, primary_namespace="Email",
-                    primary_id=f"p{n}@x.io", updated_at=now)
-            for n in range(offset, offset + size)])
-        Membership.objects.bulk_create([
-            Membership(definition=definition, profile=p, status="realized",
-                       last_qualification_time=now, source="batch", updated_at=now)
-            for p in profiles])
+    now = timezone.now()
+    ids = (str(policy.pk), str(definition.pk)) if pg else (policy.pk.hex, definition.pk.hex)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_table(Profile)} (sandbox_id, merge_policy_id, entity_id, attributes,"
+            f" identity_map, primary_namespace, primary_id, identity_count, excluded, "
+            f"updated_at) {with_}SELECT %s, %s, 10000000 + n + %s, {obj}('person', "
+            f"{obj}('name', 'P' || (n + %s)), 'loyalty', {obj}('points', n + %s)), "
+            f"{obj}('Email', {array}({obj}('id', 'p' || (n + %s) || '@x.io'))), 'Email', "
+            f"'p' || (n + %s) || '@x.io', 1, %s, %s FROM {source}",
+            [definition.sandbox_id, ids[0], start, start, start, start, start, False, now])
+        cursor.execute(
+            f"INSERT INTO {_table(Membership)} (sandbox_id, definition_id, profile_id, status, "
+            f"last_qualification_time, source, version, updated_at) SELECT sandbox_id, %s, id, "
+            f"'realized', %s, 'batch', 1, %s FROM {_table(Profile)} WHERE entity_id >= %s",
+            [ids[1], now, now, 10_000_000 + start])
 
 
 def peak_bytes_of_export(definition, settings, tmp_path) -> tuple[int, int]:
