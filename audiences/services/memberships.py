@@ -27,6 +27,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -278,10 +279,10 @@ def membership_apply_set(*, definition: SegmentDefinition, qualifying: Iterable[
                    and (current[pid][0] != Status.EXISTING or current[pid][1] < at)]
     leave = [pid for pid, (status, _) in current.items()
              if pid not in wanted and status in QUALIFIED]
-    # A profile deleted (or merged away) since the query ran cannot enter.
-    enter_new = _existing_profiles(enter_new)
     keys = _profile_keys(enter_new + reenter + leave
                          + [p for p in to_existing if current[p][0] == Status.REALIZED])
+    # A profile deleted (or merged away) since the query ran has no key, and cannot enter.
+    enter_new = [pid for pid in enter_new if pid in keys]
     changes: list[tuple] = []
     _insert_rows(Membership, {
         "sandbox_id": definition.sandbox_id, "definition_id": definition.pk,
@@ -304,18 +305,24 @@ def membership_apply_set(*, definition: SegmentDefinition, qualifying: Iterable[
                       exited=len(leave), changes=len(changes))
 
 
-def _existing_profiles(ids: list[int]) -> list[int]:
-    found: set[int] = set()
+def _id_filters(field: str, ids: list[int]):
+    """Q objects selecting `field IN ids`, for id lists of any length: one array parameter
+    joined as a set on PostgreSQL (thousands of literal parameters plan badly), bounded
+    chunks on SQLite (its parameter limit)."""
+    if not ids:
+        return
+    if connection.vendor == "postgresql":
+        yield Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))})
+        return
     for chunk in _chunks(ids):
-        found.update(Profile.objects.filter(pk__in=chunk).values_list("pk", flat=True))
-    return [pid for pid in ids if pid in found]
+        yield Q(**{f"{field}__in": chunk})
 
 
 def _profile_keys(ids: list[int]) -> dict[int, str]:
     keys: dict[int, str] = {}
-    for chunk in _chunks(ids):
-        for pid, ns, value in Profile.objects.filter(pk__in=chunk).values_list(
-                "pk", "primary_namespace", "primary_id"):
+    for condition in _id_filters("pk", ids):
+        for pid, ns, value in Profile.objects.filter(condition).values_list(
+                "pk", "primary_namespace", "primary_id").iterator(chunk_size=SET_CHUNK):
             keys[pid] = f"{ns}:{value}"
     return keys
 
@@ -326,8 +333,8 @@ def _set_status(definition: SegmentDefinition, ids: list[int], status: str, at: 
               "updated_at": at, "recheck_at": None}
     if status == Status.REALIZED:
         fields["version"] = definition.version
-    for chunk in _chunks(ids):
-        Membership.objects.filter(definition=definition, profile_id__in=chunk).update(**fields)
+    for condition in _id_filters("profile_id", ids):
+        Membership.objects.filter(condition, definition=definition).update(**fields)
 
 
 def _insert_rows(model, constants: dict, varying: str | tuple, rows: list) -> None:
