@@ -202,6 +202,10 @@ def _hand_ids(sql: str, params: list, policy) -> set[int]:
     full = (f"SELECT p.id FROM {_table(Profile)} p WHERE p.merge_policy_id = %s AND "
             f"NOT p.excluded AND ({sql.replace('{E}', _table(Event))})")
     policy_id = str(policy.pk) if connection.vendor == "postgresql" else policy.pk.hex
+    # Datetimes as Django stores them (SQLite compares text: an offset suffix would shift
+    # every boundary).
+    params = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p
+              for p in params]
     with connection.cursor() as cursor:
         cursor.execute(full, [policy_id, *params])
         return {row[0] for row in cursor.fetchall()}
