@@ -257,6 +257,13 @@ def run(options, stdout) -> dict:
         out["profilesTimesDefinitionsPerSecond"] = round(n * k / out["jobSeconds"])
         stdout.write(f"job {job.status} in {out['jobSeconds']:.1f}s "
                      f"({out['profilesTimesDefinitionsPerSecond']:,} profile x definition/s)")
+        # The daily steady state: the next day's job mostly confirms members (existing).
+        later = now + timedelta(days=1)
+        again = batch.segment_job_create(segment_ids="*", source="api", now=later,
+                                         enqueue=False)
+        _, out["nextDayJobSeconds"] = _timed(lambda: batch.segment_job_run(
+            job_id=again.pk, now=later, inline=True))
+        stdout.write(f"next day's job in {out['nextDayJobSeconds']:.1f}s")
         compiled = hand = 0.0
         mismatches = []
         evaluators = {}
