@@ -14,16 +14,35 @@ def metrics_rollup() -> int:
 @shared_task(name="audiences.tasks.streaming_evaluate", acks_late=True,
              autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def streaming_evaluate(*, sandbox_id: int, profile_ids: list[int], attribute_paths: list[str],
-                       event_types: list[str], now: str) -> int:
-    """Re-evaluate touched profiles against the streaming definitions a change can affect."""
+                       event_types: list[str], now: str | None = None,
+                       event_ids: list[str] | None = None) -> int:
+    """Re-evaluate touched profiles against the streaming definitions a change can affect
+    (at `now`, or at the current time when none is given)."""
     from datetime import datetime
+
+    from django.utils import timezone
 
     from audiences.services.streaming import streaming_evaluate as evaluate
     from portal.models import Sandbox
 
     result = evaluate(sandbox=Sandbox.objects.get(pk=sandbox_id), profile_ids=profile_ids,
                       attribute_paths=attribute_paths, event_types=event_types,
-                      now=datetime.fromisoformat(now))
+                      now=datetime.fromisoformat(now) if now else timezone.now(),
+                      event_ids=event_ids or ())
+    return result.transitions
+
+
+@shared_task(name="audiences.tasks.streaming_dependents_evaluate", acks_late=True)
+def streaming_dependents_evaluate(*, sandbox_id: int, segment_id: str, profile_ids: list[int],
+                                  now: str) -> int:
+    """Re-evaluate streaming definitions built on an audience whose members just changed."""
+    from datetime import datetime
+
+    from audiences.services.streaming import streaming_dependents_evaluate as evaluate
+    from portal.models import Sandbox
+
+    result = evaluate(sandbox=Sandbox.objects.get(pk=sandbox_id), segment_id=segment_id,
+                      profile_ids=profile_ids, now=datetime.fromisoformat(now))
     return result.transitions
 
 
@@ -139,3 +158,78 @@ def export_run(export_id: int) -> str:
         return "GONE"
     with sandbox_scope(export.sandbox):
         return run(export_id=export_id, now=timezone.now()).status
+def _merge_policy_rebuild_failed(self, exc, task_id, args, kwargs, einfo) -> None:
+    from audiences.models import MergePolicy
+    from audiences.services.merge_policies import merge_policy_rebuild_failed
+    from portal.scope import sandbox_scope
+
+    policy = MergePolicy.objects.unscoped().select_related("sandbox").filter(pk=args[0]).first()
+    if policy is not None:
+        with sandbox_scope(policy.sandbox):
+            merge_policy_rebuild_failed(merge_policy_id=args[0], version=args[1], error=str(exc))
+
+
+@shared_task(name="audiences.tasks.merge_policy_rebuild", acks_late=True,
+             autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5,
+             on_failure=_merge_policy_rebuild_failed)
+def merge_policy_rebuild(merge_policy_id: str, version: int) -> str:
+    """Recompute a merge policy's profiles after it was created or its merge rules changed."""
+    from django.utils import timezone
+
+    from audiences.models import MergePolicy
+    from audiences.services.merge_policies import merge_policy_rebuild as rebuild
+    from portal.scope import sandbox_scope
+
+    policy = (MergePolicy.objects.unscoped().select_related("sandbox")
+              .filter(pk=merge_policy_id).first())
+    if policy is None:
+        return "GONE"
+    with sandbox_scope(policy.sandbox):
+        return rebuild(merge_policy_id=merge_policy_id, version=version, now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.delivery_flush", acks_late=True)
+def delivery_flush(*, destination_id: str) -> int:
+    """Send a webhook destination's due deliveries (queue `deliveries`); re-queues itself while
+    more are due, so one task never runs unbounded."""
+    from audiences.services.destinations import delivery_flush_by_id
+
+    return delivery_flush_by_id(destination_id=destination_id)
+
+
+@shared_task(name="audiences.tasks.delivery_retry_sweep")
+def delivery_retry_sweep() -> int:
+    """Queue a flush for every destination whose retries are due (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.destinations import deliveries_retry_sweep
+
+    return deliveries_retry_sweep(now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.export_destination_run", acks_late=True)
+def export_destination_run(*, destination_id: str, trigger: str) -> str:
+    """Write one file export of a file destination (queue `batch`)."""
+    from audiences.services.destinations import file_export_run_by_id
+
+    return file_export_run_by_id(destination_id=destination_id, trigger=trigger)
+
+
+@shared_task(name="audiences.tasks.export_destinations_due")
+def export_destinations_due() -> int:
+    """Queue the hourly and daily file exports that are due (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.destinations import file_exports_due
+
+    return file_exports_due(now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.uploads_expire")
+def uploads_expire() -> int:
+    """Exit the members of custom-upload audiences whose data expiration has passed (beat)."""
+    from django.utils import timezone
+
+    from audiences.services.uploads import uploads_expire_all
+
+    return uploads_expire_all(now=timezone.now())

@@ -41,4 +41,19 @@ app.conf.beat_schedule = {
         "task": "audiences.tasks.metrics_rollup",
         "schedule": 60.0,
     },
+    # Send webhook deliveries whose retry time has come (exponential backoff, then dead letter).
+    "deliveries-retry": {
+        "task": "audiences.tasks.delivery_retry_sweep",
+        "schedule": 5.0,
+    },
+    # Start hourly and daily file exports of file destinations when due.
+    "destination-exports": {
+        "task": "audiences.tasks.export_destinations_due",
+        "schedule": crontab(minute="*"),
+    },
+    # Exit the members of custom-upload audiences once their data expiration has passed.
+    "uploads-expire": {
+        "task": "audiences.tasks.uploads_expire",
+        "schedule": crontab(minute="*/15"),
+    },
 }

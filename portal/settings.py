@@ -199,9 +199,11 @@ SIFT_INPROCESS_BACKGROUND = envbool("SIFT_INPROCESS_BACKGROUND", not TESTING)
 SIFT_MAX_MERGE_POLICIES = envint("SIFT_MAX_MERGE_POLICIES", 5)
 SIFT_STREAMING_MAX_REQUEST_BYTES = 1024 * 1024
 # Called after commit with `change=ProfileChange` (services.profiles.changed).
-SIFT_CHANGE_CONSUMERS: list[str] = []
+SIFT_CHANGE_CONSUMERS: list[str] = ["audiences.services.streaming.streaming_on_profiles_changed"]
 # Called after commit with `announcement=ChangesRecorded` (services.memberships).
-SIFT_MEMBERSHIP_CONSUMERS: list[str] = []
+SIFT_MEMBERSHIP_CONSUMERS: list[str] = [
+    "audiences.services.streaming.streaming_on_memberships_changed",
+]
 SIFT_EXPORT_DIR = Path(os.environ.get("SIFT_EXPORT_DIR", VAR_DIR / "exports"))
 
 LOGGING = {
@@ -227,3 +229,13 @@ SIFT_JOB_FINISHED_HOOKS: list[str] = []
 # A PROCESSING job whose heartbeat is older than this is resumed once, then failed.
 SIFT_JOB_HEARTBEAT_TIMEOUT = envint("SIFT_JOB_HEARTBEAT_TIMEOUT", 600)
 SIFT_JOB_MAX_RESUMES = envint("SIFT_JOB_MAX_RESUMES", 1)
+# --- Destinations (services.destinations) ----------------------------------------------------
+SIFT_MEMBERSHIP_CONSUMERS.append("audiences.services.destinations.destinations_changes_recorded")
+# Called on commit as `hook(job_id=...)` when a batch segment job finishes.
+SIFT_JOB_FINISHED_HOOKS = ["audiences.services.destinations.destinations_job_finished"]
+SIFT_DELIVERY_TIMEOUT_SECONDS = envint("SIFT_DELIVERY_TIMEOUT_SECONDS", 10)
+SIFT_DELIVERY_MAX_ATTEMPTS = envint("SIFT_DELIVERY_MAX_ATTEMPTS", 6)
+# Retry n waits base * 2**(n-1) seconds, at most the max: 10 s, 20 s, 40 s, 80 s, 160 s.
+SIFT_DELIVERY_RETRY_BASE_SECONDS = envint("SIFT_DELIVERY_RETRY_BASE_SECONDS", 10)
+SIFT_DELIVERY_RETRY_MAX_SECONDS = envint("SIFT_DELIVERY_RETRY_MAX_SECONDS", 3600)
+SIFT_DELIVERY_BATCH_SIZE = envint("SIFT_DELIVERY_BATCH_SIZE", 100)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from audiences.api.views import audiences, definitions, previews, schema
+from audiences.api.views import audiences, definitions, edge, previews, schema
 
 urlpatterns: list = []
 
@@ -31,6 +31,25 @@ urlpatterns += [
 
 # Edge segmentation: synchronous, for one identity.
 urlpatterns += [
+    path("data/core/ups/edge/evaluate", edge.EdgeEvaluateApi.as_view(), name="api_edge_evaluate"),
+]
+
+# Destinations: where audiences are activated, and what was delivered.
+from audiences.api.views import destinations  # noqa: E402
+
+DESTINATIONS = "data/core/ups/config/destinations"
+urlpatterns += [
+    path(DESTINATIONS, destinations.DestinationListApi.as_view(), name="api_destinations"),
+    path(f"{DESTINATIONS}/<str:destination_id>", destinations.DestinationDetailApi.as_view(),
+         name="api_destination"),
+    path(f"{DESTINATIONS}/<str:destination_id>/activations",
+         destinations.ActivationListApi.as_view(), name="api_destination_activations"),
+    path(f"{DESTINATIONS}/<str:destination_id>/activations/<str:activation_id>",
+         destinations.ActivationDetailApi.as_view(), name="api_destination_activation"),
+    path(f"{DESTINATIONS}/<str:destination_id>/deliveries",
+         destinations.DeliveryListApi.as_view(), name="api_destination_deliveries"),
+    path(f"{DESTINATIONS}/<str:destination_id>/deliveries/replay",
+         destinations.DeliveryReplayApi.as_view(), name="api_destination_replay"),
 ]
 
 # Batch segmentation: segment jobs, schedules, export jobs.

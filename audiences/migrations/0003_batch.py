@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audiences', '0002_definitions'),
+        ('audiences', '0003_destinations'),
         ('portal', '0001_initial'),
     ]
 

@@ -1,4 +1,5 @@
 from audiences.models.definitions import DefinitionHistory, SegmentDefinition, Tag
+from audiences.models.destinations import Activation, Delivery, Destination, FileExportRun
 from audiences.models.jobs import ExportJob, Preview, Schedule, SegmentJob, SegmentJobRun
 from audiences.models.memberships import (
     QUALIFIED,
@@ -27,6 +28,7 @@ from audiences.models.profiles import (
 
 __all__ = [
     "EVENT_CLASS", "PROFILE_CLASS", "QUALIFIED",
+    "Activation", "Delivery", "Destination", "FileExportRun",
     "Cursor", "Dataset", "DefinitionHistory", "Event", "ExportJob", "Identity", "IdentityLink",
     "IdentityNamespace", "IngestionBatch", "Membership", "MembershipChange", "MergePolicy",
     "MetricBucket", "Preview", "Profile", "ProfileFragment", "Schedule", "SchemaField",

@@ -33,3 +33,13 @@ def sandbox_bootstrap(*, sandbox: Sandbox) -> None:
                 schedule=SYSTEM_SCHEDULE_CRON, state=Schedule.State.ACTIVE,
                 properties={"segments": ["*"]}, is_system=True, created_at=now, updated_at=now,
             )
+
+
+def sandbox_purge(*, sandbox: Sandbox) -> None:
+    """Delete a sandbox and every row in it (definitions first: they protect their merge
+    policy from deletion one at a time)."""
+    from audiences.models import SegmentDefinition
+
+    with transaction.atomic():
+        SegmentDefinition.objects.unscoped().filter(sandbox=sandbox).delete()
+        sandbox.delete()

@@ -37,6 +37,7 @@ from django.db import IntegrityError, transaction
 from audiences.eligibility import CURRENT, ReferencedFacts, classify
 from audiences.models import DefinitionHistory, MergePolicy, SegmentDefinition, Tag
 from audiences.pql import PQLError, parse
+from audiences.services.destinations import activation_blockers
 from portal.errors import ErrorCode, SiftError
 from portal.models import Sandbox
 from portal.scope import current_sandbox
@@ -791,6 +792,11 @@ def definition_delete(*, definition: SegmentDefinition, user: User | None, now: 
             raise SiftError(ErrorCode.HAS_DEPENDENTS,
                             f"{current.name} cannot be deleted: " + " ".join(blockers),
                             {"dependents": blockers})
+        activations = activation_blockers(current)
+        if activations:
+            raise SiftError(ErrorCode.HAS_ACTIVATIONS,
+                            f"{current.name} cannot be deleted: " + " ".join(activations),
+                            {"activations": activations})
         _history(definition=current, action=DefinitionHistory.Action.DELETED, user=user, now=now,
                  before=None, old_expression=current.expression)
         current.delete()

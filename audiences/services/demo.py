@@ -144,12 +144,12 @@ def demo_exists(*, sandbox: Sandbox) -> bool:
 
 def demo_reset(*, sandbox: Sandbox) -> Sandbox:
     """Delete every row of the sandbox by recreating it (same name, org, type, default)."""
-    from audiences.services.bootstrap import sandbox_bootstrap
+    from audiences.services.bootstrap import sandbox_bootstrap, sandbox_purge
 
     org, name, kind, default = (sandbox.organization, sandbox.name, sandbox.type,
                                 sandbox.is_default)
     with transaction.atomic():
-        sandbox.delete()
+        sandbox_purge(sandbox=sandbox)
         fresh = Sandbox.objects.create(organization=org, name=name, title=name.title(),
                                        type=kind, is_default=default)
     sandbox_bootstrap(sandbox=fresh)

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from audiences.models import EVENT_CLASS, Dataset, Membership, MergePolicy, Profile, Source
-from audiences.services.memberships import membership_apply, profile_segment_ids
-from audiences.services.profiles import profile_for_identity, profiles_load
-from audiences.services.streaming import _lookback, streaming_index
+from audiences.services.profiles import profile_for_identity
+from audiences.services.streaming import evaluate_work, streaming_index
 from portal.errors import ErrorCode, SiftError
 from portal.scope import current_sandbox
 
@@ -71,21 +70,10 @@ def edge_evaluate(*, namespace: str, identity: str, event: dict | None, now: dat
         return EdgeAnswer(None, [{"id": c.id, "status": "realized",
                                   "lastQualificationTime": now.isoformat()} for c in answers],
                           len(definitions), event_id)
-    attributes, events = profiles_load(profile_ids=[profile.pk], lookback=_lookback(definitions),
-                                       now=now).get(profile.pk, ({}, []))
-    segments = set(profile_segment_ids(profile_ids=[profile.pk]).get(profile.pk, ()))
-    for compiled in sorted(definitions, key=lambda c: index.level.get(c.id, 0)):
-        qualifies = bool(compiled.query.evaluate(attributes, events, now=now,
-                                                 segments=frozenset(segments)))
-        recheck = (compiled.query.recheck_at(attributes, events, now=now,
-                                             segments=frozenset(segments))
-                   if qualifies else None)
-        membership_apply(definition=compiled.definition, results={profile.pk: qualifies},
-                         at=now, source=Source.EDGE, recheck_at={profile.pk: recheck})
-        if qualifies:
-            segments.add(compiled.id)
-        else:
-            segments.discard(compiled.id)
+    # The same loop as streaming: the profile locked, read once, evaluated level by level
+    # (inSegment), and only what changes written, in one transaction.
+    evaluate_work(index=index, work={c.id: {profile.pk} for c in definitions}, now=now,
+                  source=Source.EDGE)
     edge_ids = {c.id for c in definitions}
     rows = (Membership.objects.filter(profile=profile, definition_id__in=edge_ids,
                                       status__in=("realized", "existing"))

@@ -53,14 +53,13 @@ def _lookback(query: Any) -> timedelta | None:
     return query.references.lookback
 
 
-def _events_by_profile(*, profiles: list[Profile], merge_policy: MergePolicy, query: Any,
-                       now: datetime) -> dict[int, list[dict]]:
+def _events_by_profile(*, profiles: list[Profile], merge_policy: MergePolicy,
+                       lookback: timedelta | None, now: datetime) -> dict[int, list[dict]]:
     key = "cluster_id" if merge_policy.stitches else "identity_id"
     entity_ids = [p.entity_id for p in profiles]
     events = Event.objects.filter(**{f"{key}__in": entity_ids})
     if merge_policy.event_datasets:
         events = events.filter(dataset_id__in=merge_policy.event_datasets)
-    lookback = _lookback(query)
     if lookback is not None:
         events = events.filter(timestamp__gte=now - lookback)
     # No filter on event types: the engine reports them lower-cased (it compares without case)
@@ -89,8 +88,9 @@ def evaluate_chunks(*, query: Any, merge_policy: MergePolicy, now: datetime,
                            "primary_id")[:chunk_size])
         if not chunk:
             return
-        events = (_events_by_profile(profiles=chunk, merge_policy=merge_policy, query=query,
-                                     now=now) if uses_events else {})
+        events = (_events_by_profile(profiles=chunk, merge_policy=merge_policy,
+                                     lookback=_lookback(query), now=now)
+                  if uses_events else {})
         segments = (profile_segment_ids(profile_ids=[p.pk for p in chunk])
                     if uses_segments else {})
         matched = tuple(
@@ -110,3 +110,27 @@ def evaluate_python(*, query: Any, merge_policy: MergePolicy, now: datetime,
     for chunk in evaluate_chunks(query=query, merge_policy=merge_policy, now=now,
                                  profile_ids=profile_ids, chunk_size=chunk_size):
         yield from chunk.matched
+
+
+def documents_load(*, profile_ids: Iterable[int], lookback: timedelta | None, now: datetime
+                   ) -> dict[int, tuple[dict[str, Any], list[dict]]]:
+    """Profile pk -> (the document PQL reads, its events inside `lookback`, oldest first).
+
+    For one-profile-at-a-time evaluators (streaming, edge): two queries per merge policy
+    involved, however many profiles. `lookback=timedelta(0)` reads no events at all.
+    """
+    profiles = list(Profile.objects.filter(pk__in=list(profile_ids))
+                    .select_related("merge_policy")
+                    .only("pk", "entity_id", "attributes", "identity_map", "merge_policy"))
+    by_policy: dict[Any, list[Profile]] = defaultdict(list)
+    for profile in profiles:
+        by_policy[profile.merge_policy_id].append(profile)
+    loaded: dict[int, tuple[dict[str, Any], list[dict]]] = {}
+    for group in by_policy.values():
+        policy = group[0].merge_policy
+        events = ({} if lookback == timedelta(0) else
+                  _events_by_profile(profiles=group, merge_policy=policy, lookback=lookback,
+                                     now=now))
+        for profile in group:
+            loaded[profile.pk] = (profile_document(profile), events.get(profile.entity_id, []))
+    return loaded

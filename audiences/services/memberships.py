@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Case, Count, F, IntegerField, Max, Q, Value, When
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -71,64 +72,42 @@ def membership_apply(*, definition: SegmentDefinition, results: Mapping[int, boo
     `recheck_at` (streaming) records, per qualifying profile, when a time window may lapse; a
     sweep re-evaluates the profile then. Returns the change rows it appended.
     """
-    if not results:
-        return []
-    recheck_at = recheck_at or {}
+    applied = membership_apply_many(work=[(definition, results, recheck_at or {})], at=at,
+                                    source=source, job_id=job_id)
+    return applied.get(definition.pk, [])
+
+
+def membership_apply_many(*, work: Sequence[tuple[SegmentDefinition, Mapping[int, bool],
+                                                  Mapping[int, datetime | None]]],
+                          at: datetime, source: str, job_id=None
+                          ) -> dict[Any, list[MembershipChange]]:
+    """`membership_apply` for several definitions in one transaction and a constant number of
+    queries (streaming evaluates many definitions per change). Returns definition pk -> the
+    change rows appended for it."""
+    work = [(d, r, c) for d, r, c in work if r]
+    if not work:
+        return {}
+    all_profiles = {pid for _, results, _ in work for pid in results}
     with transaction.atomic():
-        existing = {m.profile_id: m for m in Membership.objects.select_for_update().filter(
-            definition=definition, profile_id__in=list(results))}
-        need_profiles = [pid for pid, ok in results.items()
-                         if (ok and (pid not in existing or existing[pid].status == Status.EXITED))
-                         or (not ok and pid in existing and existing[pid].is_active)]
-        profiles = Profile.objects.in_bulk(need_profiles) if need_profiles else {}
+        existing = {(m.definition_id, m.profile_id): m for m in
+                    Membership.objects.select_for_update().filter(
+                        definition_id__in=[d.pk for d, _, _ in work],
+                        profile_id__in=list(all_profiles))}
+        need_profiles = {pid for definition, results, _ in work for pid, ok in results.items()
+                         if _transition(existing.get((definition.pk, pid)), ok)}
+        profiles = Profile.objects.in_bulk(list(need_profiles)) if need_profiles else {}
         to_create: list[Membership] = []
         to_update: list[Membership] = []
         recheck_only: list[Membership] = []
-        changes: list[MembershipChange] = []
-        deltas: Counter = Counter()
-        for profile_id, qualifies in results.items():
-            membership = existing.get(profile_id)
-            lapse = recheck_at.get(profile_id) if qualifies else None
-            if qualifies and (membership is None or membership.status == Status.EXITED):
-                old = membership.status if membership else ""
-                if membership is None:
-                    if profile_id not in profiles:
-                        continue  # the profile vanished (identity merge) since it was evaluated
-                    membership = Membership(
-                        sandbox_id=definition.sandbox_id, definition=definition,
-                        profile_id=profile_id, status=Status.REALIZED,
-                        last_qualification_time=at, source=source, version=definition.version,
-                        recheck_at=lapse, updated_at=at)
-                    to_create.append(membership)
-                else:
-                    membership.status = Status.REALIZED
-                    membership.last_qualification_time = at
-                    membership.source = source
-                    membership.version = definition.version
-                    membership.recheck_at = lapse
-                    membership.updated_at = at
-                    to_update.append(membership)
-                    deltas[_counter_field(Status.EXITED)] -= 1
-                deltas["qualified_count"] += 1
-                deltas[_counter_field(Status.REALIZED)] += 1
-                changes.append(_change(definition, profiles.get(profile_id), profile_id, old,
-                                       Status.REALIZED, at, source, job_id))
-            elif not qualifies and membership is not None and membership.is_active:
-                old = membership.status
-                membership.status = Status.EXITED
-                membership.last_qualification_time = at
-                membership.source = source
-                membership.recheck_at = None
-                membership.updated_at = at
-                to_update.append(membership)
-                deltas["qualified_count"] -= 1
-                deltas[_counter_field(old)] -= 1
-                deltas[_counter_field(Status.EXITED)] += 1
-                changes.append(_change(definition, profiles.get(profile_id), profile_id, old,
-                                       Status.EXITED, at, source, job_id))
-            elif qualifies and membership is not None and membership.recheck_at != lapse:
-                membership.recheck_at = lapse
-                recheck_only.append(membership)
+        changes: dict[Any, list[MembershipChange]] = {}
+        deltas: dict[Any, Counter] = {}
+        for definition, results, recheck_at in work:
+            made, moved = _apply_one(definition, results, recheck_at, existing, profiles, at,
+                                     source, job_id, to_create, to_update, recheck_only)
+            if made:
+                changes[definition.pk] = made
+                deltas[definition.pk] = moved
+        _apply_deltas_many(deltas, at)
         if to_create:
             Membership.objects.bulk_create(to_create)
         if to_update:
@@ -137,11 +116,68 @@ def membership_apply(*, definition: SegmentDefinition, results: Mapping[int, boo
                             "recheck_at", "updated_at"])
         if recheck_only:
             Membership.objects.bulk_update(recheck_only, ["recheck_at"])
-        if changes:
-            MembershipChange.objects.bulk_create(changes)
-            _apply_deltas(definition, deltas, at)
-            _announce(definition.sandbox_id, changes, source, job_id)
+        every = [change for made in changes.values() for change in made]
+        if every:
+            MembershipChange.objects.bulk_create(every)
+            _announce(work[0][0].sandbox_id, every, source, job_id)
     return changes
+
+
+def _transition(membership: Membership | None, qualifies: bool) -> bool:
+    """Does this result change the membership's status?"""
+    if qualifies:
+        return membership is None or membership.status == Status.EXITED
+    return membership is not None and membership.is_active
+
+
+def _apply_one(definition, results, recheck_at, existing, profiles, at, source, job_id,
+               to_create, to_update, recheck_only) -> tuple[list[MembershipChange], Counter]:
+    changes: list[MembershipChange] = []
+    deltas: Counter = Counter()
+    for profile_id, qualifies in results.items():
+        membership = existing.get((definition.pk, profile_id))
+        lapse = recheck_at.get(profile_id) if qualifies else None
+        if qualifies and (membership is None or membership.status == Status.EXITED):
+            old = membership.status if membership else ""
+            if membership is None:
+                if profile_id not in profiles:
+                    continue  # the profile vanished (identity merge) since it was evaluated
+                membership = Membership(
+                    sandbox_id=definition.sandbox_id, definition=definition,
+                    profile_id=profile_id, status=Status.REALIZED,
+                    last_qualification_time=at, source=source, version=definition.version,
+                    recheck_at=lapse, updated_at=at)
+                to_create.append(membership)
+            else:
+                membership.status = Status.REALIZED
+                membership.last_qualification_time = at
+                membership.source = source
+                membership.version = definition.version
+                membership.recheck_at = lapse
+                membership.updated_at = at
+                to_update.append(membership)
+                deltas[_counter_field(Status.EXITED)] -= 1
+            deltas["qualified_count"] += 1
+            deltas[_counter_field(Status.REALIZED)] += 1
+            changes.append(_change(definition, profiles.get(profile_id), profile_id, old,
+                                   Status.REALIZED, at, source, job_id))
+        elif not qualifies and membership is not None and membership.is_active:
+            old = membership.status
+            membership.status = Status.EXITED
+            membership.last_qualification_time = at
+            membership.source = source
+            membership.recheck_at = None
+            membership.updated_at = at
+            to_update.append(membership)
+            deltas["qualified_count"] -= 1
+            deltas[_counter_field(old)] -= 1
+            deltas[_counter_field(Status.EXITED)] += 1
+            changes.append(_change(definition, profiles.get(profile_id), profile_id, old,
+                                   Status.EXITED, at, source, job_id))
+        elif qualifies and membership is not None and membership.recheck_at != lapse:
+            membership.recheck_at = lapse
+            recheck_only.append(membership)
+    return changes, deltas
 
 
 def _change(definition, profile, profile_id, old, new, at, source, job_id) -> MembershipChange:
@@ -155,6 +191,20 @@ def _apply_deltas(definition: SegmentDefinition, deltas: Counter, at: datetime) 
     updates = {field: F(field) + delta for field, delta in deltas.items() if delta}
     if updates:
         SegmentDefinition.objects.filter(pk=definition.pk).update(**updates, counts_updated_at=at)
+
+
+def _apply_deltas_many(deltas: Mapping[Any, Counter], at: datetime) -> None:
+    """Move the counters of several definitions by their deltas in one UPDATE."""
+    if len(deltas) <= 1:
+        for pk, moved in deltas.items():
+            _apply_deltas(SegmentDefinition(pk=pk), moved, at)
+        return
+    fields = {field for moved in deltas.values() for field, delta in moved.items() if delta}
+    updates = {field: F(field) + Case(*[When(pk=pk, then=Value(moved.get(field, 0)))
+                                        for pk, moved in deltas.items()],
+                                      default=Value(0), output_field=IntegerField())
+               for field in fields}
+    SegmentDefinition.objects.filter(pk__in=list(deltas)).update(**updates, counts_updated_at=at)
 
 
 def _announce(sandbox_id: int, changes: list[MembershipChange], source: str, job_id) -> None:

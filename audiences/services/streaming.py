@@ -21,8 +21,6 @@ How a change flows:
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 from collections import defaultdict
@@ -35,10 +33,17 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max
 
-from audiences.models import Membership, Profile, SegmentDefinition, Source
+from audiences.models import (
+    QUALIFIED,
+    Membership,
+    MembershipChange,
+    Profile,
+    SegmentDefinition,
+    Source,
+)
 from audiences.pql import parse
-from audiences.services.memberships import membership_apply, profile_segment_ids
-from audiences.services.profiles import profiles_load
+from audiences.services.evaluation import documents_load
+from audiences.services.memberships import membership_apply_many, profile_segment_ids
 from portal.models import Sandbox
 from portal.scope import sandbox_scope
 
@@ -88,7 +93,8 @@ class StreamingIndex:
 
     def affected(self, *, attribute_paths: Iterable[str], event_types: Iterable[str]
                  ) -> list[Compiled]:
-        paths, types = frozenset(attribute_paths), frozenset(event_types)
+        # The engine reports event types lower-cased (PQL compares them without case).
+        paths, types = frozenset(attribute_paths), frozenset(t.lower() for t in event_types)
         return [c for c in self.compiled.values()
                 if c.touched_by(attribute_paths=paths, event_types=types)]
 
@@ -155,7 +161,8 @@ def _assign_levels(index: StreamingIndex) -> None:
         level(definition_id, frozenset())
 
 
-def _lookback(compiled: Iterable[Compiled]) -> timedelta | None:
+def lookback_of(compiled: Iterable[Compiled]) -> timedelta | None:
+    """The longest look-back the definitions need (timedelta(0): no events; None: all)."""
     windows = [c.lookback for c in compiled if c.uses_events]
     if not windows:
         return timedelta(0)
@@ -179,32 +186,90 @@ def streaming_on_profiles_changed(*, change) -> None:
     """Consumer of `services.profiles.changed`: evaluate now (embedded) or on a worker."""
     if not change.profile_ids:
         return
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
     payload = {
         "sandbox_id": change.sandbox_id,
         "profile_ids": sorted(change.profile_ids),
         "attribute_paths": sorted(change.attribute_paths),
         "event_types": sorted(change.event_types),
-        "now": change.now.isoformat(),
+        "event_ids": sorted(change.event_ids),
+        # In-process, evaluate at the change's instant (tests control the clock this way). A
+        # worker evaluates at its own "now": by then later events of the profile may be
+        # stored, and judging them at an older instant would flap memberships.
+        "now": change.now.isoformat() if eager else None,
     }
     from audiences.tasks import streaming_evaluate as task
 
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if eager:
         task.apply(kwargs=payload)
     else:
         task.apply_async(kwargs=payload)
 
 
-def streaming_evaluate(*, sandbox: Sandbox, profile_ids: Iterable[int],
-                       attribute_paths: Iterable[str], event_types: Iterable[str],
-                       now: datetime) -> StreamingResult:
-    """Re-evaluate the given profiles against the streaming definitions the change can affect."""
+def streaming_on_memberships_changed(*, announcement) -> None:
+    """Consumer of `services.memberships` announcements: when a batch job, an upload or an
+    identity merge changes who is in an audience, re-evaluate the streaming definitions built
+    on it with `inSegment` (streaming and edge changes already propagate in `evaluate_work`)."""
+    if announcement.source in (Source.STREAMING, Source.EDGE) or not announcement.change_ids:
+        return
+    sandbox = Sandbox.objects.get(pk=announcement.sandbox_id)
     with sandbox_scope(sandbox):
         index = streaming_index(sandbox=sandbox)
+        if not index.by_segment:
+            return
+        changed = (MembershipChange.objects
+                   .filter(pk__gte=min(announcement.change_ids),
+                           pk__lte=max(announcement.change_ids),
+                           definition_id__in=list(index.by_segment))
+                   .values_list("definition_id", "profile_id", "at"))
+        profiles: dict[str, set[int]] = defaultdict(set)
+        latest: dict[str, datetime] = {}
+        for definition_id, profile_id, at in changed.iterator(chunk_size=5000):
+            profiles[str(definition_id)].add(profile_id)
+            latest[str(definition_id)] = max(at, latest.get(str(definition_id), at))
+    for segment_id, profile_ids in profiles.items():
+        # Evaluated at the instant the base audience changed (a batch job's snapshot), so the
+        # dependents agree with what that job saw.
+        payload = {"sandbox_id": sandbox.pk, "segment_id": segment_id,
+                   "profile_ids": sorted(profile_ids), "now": latest[segment_id].isoformat()}
+        from audiences.tasks import streaming_dependents_evaluate as task
+
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            task.apply(kwargs=payload)
+        else:
+            task.apply_async(kwargs=payload)
+
+
+def streaming_dependents_evaluate(*, sandbox: Sandbox, segment_id: str,
+                                  profile_ids: Iterable[int], now: datetime) -> StreamingResult:
+    """Re-evaluate the streaming definitions that reference `segment_id` for these profiles."""
+    with sandbox_scope(sandbox):
+        index = streaming_index(sandbox=sandbox)
+        ids = set(profile_ids)
+        work = {c.id: set(ids) for c in index.dependents_of(segment_id)}
+        return evaluate_work(index=index, work=work, now=now, source=Source.STREAMING)
+
+
+def streaming_evaluate(*, sandbox: Sandbox, profile_ids: Iterable[int],
+                       attribute_paths: Iterable[str], event_types: Iterable[str],
+                       now: datetime, event_ids: Iterable[str] = ()) -> StreamingResult:
+    """Re-evaluate the given profiles against the streaming definitions the change can affect.
+
+    With `event_ids` (the new events of the change), a profile is only re-evaluated against
+    the definitions that its own new events (or the changed attributes) can affect, not
+    against every definition touched by anybody's events in the same request.
+    """
+    with sandbox_scope(sandbox):
+        index = streaming_index(sandbox=sandbox)
+        attribute_paths = frozenset(attribute_paths)
         affected = index.affected(attribute_paths=attribute_paths, event_types=event_types)
         if not affected:
             return StreamingResult()
-        return _evaluate(index=index, work={c.id: set(profile_ids) for c in affected}, now=now,
-                         source=Source.STREAMING)
+        narrow = None
+        if event_ids:
+            narrow = _Narrowing(frozenset(event_ids), attribute_paths)
+        return evaluate_work(index=index, work={c.id: set(profile_ids) for c in affected}, now=now,
+                         source=Source.STREAMING, narrow=narrow)
 
 
 def streaming_lapse_sweep(*, now: datetime, limit: int = LAPSE_SWEEP_BATCH) -> StreamingResult:
@@ -230,7 +295,7 @@ def streaming_lapse_sweep(*, now: datetime, limit: int = LAPSE_SWEEP_BATCH) -> S
             if stale:
                 Membership.objects.filter(definition_id__in=stale,
                                           recheck_at__lte=now).update(recheck_at=None)
-            result = _evaluate(index=index, work=known, now=now, source=Source.STREAMING)
+            result = evaluate_work(index=index, work=known, now=now, source=Source.STREAMING)
         total.profiles += result.profiles
         total.evaluations += result.evaluations
         total.transitions += result.transitions
@@ -241,8 +306,30 @@ def streaming_lapse_sweep(*, now: datetime, limit: int = LAPSE_SWEEP_BATCH) -> S
 # --- the evaluation loop ------------------------------------------------------------------
 
 
-def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime, source: str
-              ) -> StreamingResult:
+@dataclass(frozen=True)
+class _Narrowing:
+    """Which new events and attribute paths a change brought (to narrow its work per profile)."""
+
+    event_ids: frozenset[str]
+    attribute_paths: frozenset[str]
+
+    def work(self, work: dict[str, set[int]], index: StreamingIndex, loaded: dict
+             ) -> dict[str, set[int]]:
+        new_types = {pid: frozenset(str(e.get("eventType", "")).lower() for e in events
+                                    if e.get("_id") in self.event_ids)
+                     for pid, (_, events) in loaded.items()}
+        narrowed: dict[str, set[int]] = {}
+        for definition_id, pids in work.items():
+            compiled = index.compiled[definition_id]
+            keep = {p for p in pids if compiled.touched_by(
+                attribute_paths=self.attribute_paths, event_types=new_types.get(p, frozenset()))}
+            if keep:
+                narrowed[definition_id] = keep
+        return narrowed
+
+
+def evaluate_work(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime, source: str,
+              narrow: _Narrowing | None = None) -> StreamingResult:
     """Evaluate `work` (definition id -> profile ids), then the inSegment dependents of every
     membership that changed, until nothing new changes."""
     result = StreamingResult()
@@ -257,63 +344,105 @@ def _evaluate(*, index: StreamingIndex, work: dict[str, set[int]], now: datetime
         policy_of = {p.pk: p.merge_policy_id for p in profiles}
         result.profiles = len(profiles)
         loaded: dict[int, tuple[dict, list]] = {}
-        needed = [index.compiled[d] for d in work]
-        _load(loaded, [p for p in policy_of if p not in loaded], _lookback(needed), now)
+        # Load once with the longest look-back of every definition this change can reach
+        # (inSegment dependents included), so no definition reads a truncated history.
+        needed = [index.compiled[d] for d in _reachable(index, work)]
+        _load(loaded, list(policy_of), lookback_of(needed), now)
+        if narrow is not None:
+            work = narrow.work(work, index, loaded)
         segments = {pid: set(ids) for pid, ids in
                     profile_segment_ids(profile_ids=list(policy_of)).items()}
+        current = _memberships(list(policy_of), [c.id for c in needed])
         visited: set[tuple[str, int]] = set()
-        queue: list[tuple[int, int, str, set[int]]] = []
-        order = itertools.count()
+        # Level by level (a definition after the audiences it reads with inSegment); all the
+        # writes of one level go to the database together.
+        pending: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
         for definition_id, pids in work.items():
-            heapq.heappush(queue, (index.level.get(definition_id, 0), next(order),
-                                   definition_id, set(pids)))
-        while queue:
-            _, _, definition_id, pids = heapq.heappop(queue)
-            compiled = index.compiled.get(definition_id)
-            if compiled is None:
-                continue
-            pids = {p for p in pids if policy_of.get(p) == compiled.merge_policy_id
-                    and (definition_id, p) not in visited}
-            if not pids:
-                continue
-            visited.update((definition_id, p) for p in pids)
-            missing = [p for p in pids if p not in loaded]
-            if missing:
-                _load(loaded, missing, _lookback([compiled]), now)
-            results: dict[int, bool] = {}
-            recheck: dict[int, datetime | None] = {}
-            for pid in pids:
-                attributes, events = loaded.get(pid, ({}, []))
-                segs = frozenset(segments.get(pid, ()))
-                qualifies = bool(compiled.query.evaluate(attributes, events, now=now,
-                                                         segments=segs))
-                results[pid] = qualifies
-                if qualifies:
-                    recheck[pid] = compiled.query.recheck_at(attributes, events, now=now,
-                                                             segments=segs)
-            result.evaluations += len(results)
-            changes = membership_apply(definition=compiled.definition, results=results, at=now,
-                                       source=source, recheck_at=recheck)
-            if not changes:
-                continue
-            result.transitions += len(changes)
-            result.definitions.add(definition_id)
-            changed_profiles = set()
-            for change in changes:
-                held = segments.setdefault(change.profile_id, set())
-                if change.new_status == "exited":
-                    held.discard(definition_id)
-                else:
-                    held.add(definition_id)
-                changed_profiles.add(change.profile_id)
-            for dependent in index.dependents_of(definition_id):
-                heapq.heappush(queue, (index.level.get(dependent.id, 0), next(order),
-                                       dependent.id, set(changed_profiles)))
+            pending[index.level.get(definition_id, 0)][definition_id] |= set(pids)
+        while pending:
+            level = min(pending)
+            writes = []
+            for definition_id, pids in pending.pop(level).items():
+                compiled = index.compiled.get(definition_id)
+                if compiled is None:
+                    continue
+                pids = {p for p in pids if policy_of.get(p) == compiled.merge_policy_id
+                        and (definition_id, p) not in visited}
+                visited.update((definition_id, p) for p in pids)
+                results, recheck = _evaluate_one(compiled, pids, loaded, segments, now)
+                result.evaluations += len(results)
+                # Most evaluations confirm what is stored: only write what would change.
+                results = {pid: ok for pid, ok in results.items()
+                           if _differs(current.get((definition_id, pid)), ok, recheck.get(pid))}
+                for pid, ok in results.items():
+                    current[(definition_id, pid)] = (
+                        ("realized" if ok else "exited"), recheck.get(pid) if ok else None)
+                if results:
+                    writes.append((compiled.definition, results, recheck))
+            applied = membership_apply_many(work=writes, at=now, source=source)
+            for definition_pk, changes in applied.items():
+                definition_id = str(definition_pk)
+                result.transitions += len(changes)
+                result.definitions.add(definition_id)
+                for change in changes:
+                    held = segments.setdefault(change.profile_id, set())
+                    if change.new_status == "exited":
+                        held.discard(definition_id)
+                    else:
+                        held.add(definition_id)
+                changed_profiles = {change.profile_id for change in changes}
+                for dependent in index.dependents_of(definition_id):
+                    pending[index.level.get(dependent.id, 0)][dependent.id] |= changed_profiles
     return result
+
+
+def _evaluate_one(compiled: Compiled, pids: set[int], loaded: dict, segments: dict,
+                  now: datetime) -> tuple[dict[int, bool], dict[int, datetime | None]]:
+    results: dict[int, bool] = {}
+    recheck: dict[int, datetime | None] = {}
+    for pid in pids:
+        attributes, events = loaded.get(pid, ({}, []))
+        segs = frozenset(segments.get(pid, ()))
+        qualifies = bool(compiled.query.evaluate(attributes, events, now=now, segments=segs))
+        results[pid] = qualifies
+        if qualifies:
+            recheck[pid] = compiled.query.recheck_at(attributes, events, now=now, segments=segs)
+    return results, recheck
+
+
+def _memberships(profile_ids: list[int], definition_ids: list[str]
+                 ) -> dict[tuple[str, int], tuple[str, datetime | None]]:
+    """(definition id, profile id) -> (status, recheck_at) of the stored memberships."""
+    rows = Membership.objects.filter(profile_id__in=profile_ids,
+                                     definition_id__in=definition_ids)
+    return {(str(d), p): (status, recheck) for d, p, status, recheck in
+            rows.values_list("definition_id", "profile_id", "status", "recheck_at")}
+
+
+def _differs(stored: tuple[str, datetime | None] | None, qualifies: bool,
+             recheck: datetime | None) -> bool:
+    """Would applying this result change the stored membership (status or lapse instant)?"""
+    active = stored is not None and stored[0] in QUALIFIED
+    if qualifies != active:
+        return True
+    return qualifies and stored[1] != recheck
+
+
+def _reachable(index: StreamingIndex, start: Iterable[str]) -> set[str]:
+    """`start` and every streaming definition that depends on one of them, transitively."""
+    seen: set[str] = set()
+    stack = [d for d in start if d in index.compiled]
+    while stack:
+        definition_id = stack.pop()
+        if definition_id in seen:
+            continue
+        seen.add(definition_id)
+        stack.extend(c.id for c in index.dependents_of(definition_id))
+    return seen
 
 
 def _load(loaded: dict, profile_ids: list[int], lookback: timedelta | None, now: datetime
           ) -> None:
     if not profile_ids:
         return
-    loaded.update(profiles_load(profile_ids=profile_ids, lookback=lookback, now=now))
+    loaded.update(documents_load(profile_ids=profile_ids, lookback=lookback, now=now))

@@ -1,12 +1,51 @@
 from django.urls import path
 
-from audiences.web import views
+from audiences.web import audiences, builder, details, jobs, views
 
 app_name = "audiences"
 
 urlpatterns = [
-    path("", views.browse, name="browse"),
+    path("", audiences.browse, name="browse"),
     path("merge-policies/", views.merge_policies, name="merge_policies"),
+    # Audience Portal (browse, details, builder, jobs)
+    path("audiences/bulk/", audiences.bulk_action, name="bulk"),
+    path("audiences/schedule/", audiences.schedule_toggle, name="schedule_toggle"),
+    path("audiences/import/", audiences.import_audience, name="import"),
+    path("audiences/import/preview/", audiences.import_preview, name="import_preview"),
+    path("audiences/new/", builder.builder_create, name="create"),
+    path("audiences/builder/sync/", builder.builder_sync, name="builder_sync"),
+    path("audiences/builder/estimate/", builder.builder_estimate, name="builder_estimate"),
+    path("audiences/builder/estimate/<uuid:preview_id>/", builder.builder_estimate_poll,
+         name="builder_estimate_poll"),
+    path("audiences/<uuid:definition_id>/", details.detail, name="detail"),
+    path("audiences/<uuid:definition_id>/edit/", builder.builder_edit, name="edit"),
+    path("audiences/<uuid:definition_id>/export/", audiences.audience_export, name="export"),
+    path("audiences/<uuid:definition_id>/action/<slug:action>/", audiences.audience_action,
+         name="action"),
+    path("segment-jobs/", jobs.jobs, name="jobs"),
+    path("segment-jobs/run/", jobs.jobs_run_now, name="jobs_run_now"),
+]
+
+# Destinations: where audiences are activated, delivery history and replay.
+from audiences.web import destinations  # noqa: E402
+
+urlpatterns += [
+    path("destinations/", destinations.destinations, name="destinations"),
+    path("destinations/<uuid:destination_id>/", destinations.destination, name="destination"),
+    path("destinations/<uuid:destination_id>/edit", destinations.destination_edit,
+         name="destination_edit"),
+    path("destinations/<uuid:destination_id>/delete", destinations.destination_delete,
+         name="destination_delete"),
+    path("destinations/<uuid:destination_id>/test", destinations.destination_test,
+         name="destination_test"),
+    path("destinations/<uuid:destination_id>/activations", destinations.activation_add,
+         name="destination_activation_add"),
+    path("destinations/<uuid:destination_id>/activations/<int:activation_id>/remove",
+         destinations.activation_remove, name="destination_activation_remove"),
+    path("destinations/<uuid:destination_id>/replay", destinations.delivery_replay,
+         name="destination_replay"),
+    path("destinations/<uuid:destination_id>/export", destinations.destination_export,
+         name="destination_export"),
 ]
 
 # Batch segmentation: one job's per-definition history, export downloads.

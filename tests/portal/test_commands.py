@@ -35,8 +35,8 @@ def test_commands_explain_bad_input(db):
 
 
 def test_demo_is_idempotent(db):
-    run("demo")
-    run("demo")
+    run("demo", "--no-data")
+    run("demo", "--no-data")
     org = Organization.objects.get(ims_org_id="DEMO1234@AdobeOrg")
     assert [s.name for s in org.sandboxes.all()] == ["prod"]
     roles = dict(Member.objects.filter(organization=org)

@@ -72,7 +72,7 @@ class Command(BaseCommand):
                     batch.extend(self._session(rng, rng.choice(people), now, sent + len(batch)))
                 result = ingest_records(dataset=dataset, records=batch, now=now,
                                         source="streaming")
-                sent += len(result.accepted)
+                sent += result.accepted
                 time.sleep(max(0.0, interval - (time.monotonic() - tick)))
         except KeyboardInterrupt:
             pass
