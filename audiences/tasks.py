@@ -72,6 +72,92 @@ def preview_run(preview_id: str) -> str:
         return run(preview_id=preview_id, now=timezone.now())
 
 
+def _job_scope(job_id: str):
+    from audiences.models import SegmentJob
+    from portal.scope import sandbox_scope
+
+    job = SegmentJob.objects.unscoped().select_related("sandbox").filter(pk=job_id).first()
+    return (sandbox_scope(job.sandbox) if job is not None else None)
+
+
+@shared_task(name="audiences.tasks.segment_job_run", acks_late=True,
+             autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def segment_job_run(job_id: str) -> str:
+    """Claim a segment job and dispatch its first definitions."""
+    from django.utils import timezone
+
+    from audiences.services.batch import segment_job_run as run
+
+    scope = _job_scope(job_id)
+    if scope is None:
+        return "GONE"
+    with scope:
+        return run(job_id=job_id, now=timezone.now()).status
+
+
+@shared_task(name="audiences.tasks.segment_job_run_definition", acks_late=True,
+             autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def segment_job_run_definition(job_id: str, definition_id: str) -> None:
+    """Evaluate one definition of a job, then dispatch what it unblocked."""
+    from django.utils import timezone
+
+    from audiences.services.batch import segment_job_step
+
+    scope = _job_scope(job_id)
+    if scope is not None:
+        with scope:
+            segment_job_step(job_id=job_id, definition_id=definition_id, now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.segment_job_advance")
+def segment_job_advance(job_id: str) -> int:
+    """Dispatch a resumed job's ready definitions (after the reaper re-queued them)."""
+    from django.utils import timezone
+
+    from audiences.services.batch import segment_job_advance as advance
+
+    scope = _job_scope(job_id)
+    if scope is None:
+        return 0
+    with scope:
+        return advance(job_id=job_id, now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.segment_job_reap")
+def segment_job_reap() -> int:
+    """Resume or fail segment jobs whose worker stopped beating (beat, every minute)."""
+    from django.utils import timezone
+
+    from audiences.services.batch import segment_job_reap as reap
+
+    result = reap(now=timezone.now())
+    return result.resumed + result.failed
+
+
+@shared_task(name="audiences.tasks.schedules_dispatch")
+def schedules_dispatch() -> int:
+    """Start the segment jobs and exports whose schedule is due (beat, every minute)."""
+    from django.utils import timezone
+
+    from audiences.services.schedules import schedules_dispatch as dispatch
+
+    return dispatch(now=timezone.now())
+
+
+@shared_task(name="audiences.tasks.export_run", acks_late=True)
+def export_run(export_id: int) -> str:
+    """Write one export file."""
+    from django.utils import timezone
+
+    from audiences.models import ExportJob
+    from audiences.services.exports import export_run as run
+    from portal.scope import sandbox_scope
+
+    export = ExportJob.objects.unscoped().select_related("sandbox").filter(pk=export_id).first()
+    if export is None:
+        return "GONE"
+    with sandbox_scope(export.sandbox):
+        return run(export_id=export_id, now=timezone.now()).status
 def _merge_policy_rebuild_failed(self, exc, task_id, args, kwargs, einfo) -> None:
     from audiences.models import MergePolicy
     from audiences.services.merge_policies import merge_policy_rebuild_failed

@@ -223,6 +223,12 @@ SIFT_PREVIEW_MAX_RESULTS = envint("SIFT_PREVIEW_MAX_RESULTS", 1000)
 # A preview whose worker has not written progress for this long is reported FAILED.
 SIFT_PREVIEW_STALE_SECONDS = envint("SIFT_PREVIEW_STALE_SECONDS", 600)
 
+# --- Batch segmentation (issue 6) ---
+# Dotted callables told `hook(job_id=...)` after a segment job finishes (destinations).
+SIFT_JOB_FINISHED_HOOKS: list[str] = []
+# A PROCESSING job whose heartbeat is older than this is resumed once, then failed.
+SIFT_JOB_HEARTBEAT_TIMEOUT = envint("SIFT_JOB_HEARTBEAT_TIMEOUT", 600)
+SIFT_JOB_MAX_RESUMES = envint("SIFT_JOB_MAX_RESUMES", 1)
 # --- Destinations (services.destinations) ----------------------------------------------------
 SIFT_MEMBERSHIP_CONSUMERS.append("audiences.services.destinations.destinations_changes_recorded")
 # Called on commit as `hook(job_id=...)` when a batch segment job finishes.

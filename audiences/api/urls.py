@@ -80,3 +80,23 @@ urlpatterns += [
          merge_policies.MergePolicyDetailApi.as_view(), name="api_merge_policy"),
     path("data/core/ups/access/entities", profiles.EntitiesApi.as_view(), name="api_entities"),
 ]
+
+# Batch segmentation: segment jobs, schedules, export jobs.
+from audiences.api.views import batch as batch_views  # noqa: E402
+
+urlpatterns += [
+    path("data/core/ups/segment/jobs", batch_views.SegmentJobListApi.as_view(),
+         name="api_segment_jobs"),
+    path("data/core/ups/segment/jobs/<str:job_id>", batch_views.SegmentJobDetailApi.as_view(),
+         name="api_segment_job"),
+    path("data/core/ups/config/schedules", batch_views.ScheduleListApi.as_view(),
+         name="api_schedules"),
+    path("data/core/ups/config/schedules/<str:schedule_id>",
+         batch_views.ScheduleDetailApi.as_view(), name="api_schedule"),
+    path("data/core/ups/export/jobs", batch_views.ExportJobListApi.as_view(),
+         name="api_export_jobs"),
+    path("data/core/ups/export/jobs/<str:export_id>", batch_views.ExportJobDetailApi.as_view(),
+         name="api_export_job"),
+    path("data/core/ups/export/jobs/<str:export_id>/file",
+         batch_views.ExportJobFileApi.as_view(), name="api_export_job_file"),
+]

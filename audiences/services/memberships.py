@@ -26,8 +26,10 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, Count, F, IntegerField, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Case, Count, F, IntegerField, Max, Q, Value, When
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from audiences.models import (
@@ -271,3 +273,162 @@ def exit_profiles(*, profile_ids: Iterable[int], at: datetime, source: str = Sou
         total += len(membership_apply(definition=definition, results=results, at=at,
                                       source=source))
     return total
+
+
+SET_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class SetApplied:
+    """What one set-wise batch write did to one definition's memberships."""
+
+    qualified: int
+    realized: int
+    existing: int
+    exited: int
+    changes: int
+
+
+def _chunks(ids: list, size: int = SET_CHUNK):
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def batch_status_for(*, status: str, last_qualification_time: datetime, at: datetime) -> str:
+    """A member that still qualifies at a later batch snapshot becomes `existing`; one that
+    entered at this very snapshot stays `realized`, so re-running a snapshot changes nothing."""
+    if status == Status.REALIZED and last_qualification_time >= at:
+        return Status.REALIZED
+    return Status.EXISTING
+
+
+def membership_apply_set(*, definition: SegmentDefinition, qualifying: Iterable[int],
+                         at: datetime, source: str = Source.BATCH, job_id=None) -> SetApplied:
+    """Make the definition's memberships equal to `qualifying` at the snapshot `at`.
+
+    The set-wise twin of `membership_apply`, with the same change-log rules, for a whole
+    population at once (a batch job):
+
+    1. newly qualifying (no row, or `exited`)  -> `realized`, lastQualificationTime = at
+    2. still qualifying, entered before `at`   -> `existing`, lastQualificationTime = at
+    3. members that no longer qualify          -> `exited`, lastQualificationTime = at
+    4. every status change appends one `MembershipChange`; the counters are recounted.
+
+    A second call with the same set and the same `at` finds nothing to change. The caller owns
+    the transaction (one per definition, so a killed worker leaves nothing half-written).
+    """
+    wanted = set(qualifying)
+    current = {pid: (status, lqt) for pid, status, lqt in Membership.objects.filter(
+        definition=definition).values_list("profile_id", "status", "last_qualification_time")}
+    enter_new = [pid for pid in wanted if pid not in current]
+    reenter = [pid for pid in wanted if pid in current and current[pid][0] == Status.EXITED]
+    to_existing = [pid for pid in wanted if pid in current and current[pid][0] in QUALIFIED
+                   and batch_status_for(status=current[pid][0],
+                                        last_qualification_time=current[pid][1],
+                                        at=at) == Status.EXISTING
+                   and (current[pid][0] != Status.EXISTING or current[pid][1] < at)]
+    leave = [pid for pid, (status, _) in current.items()
+             if pid not in wanted and status in QUALIFIED]
+    keys = _profile_keys(enter_new + reenter + leave
+                         + [p for p in to_existing if current[p][0] == Status.REALIZED])
+    # A profile deleted (or merged away) since the query ran has no key, and cannot enter.
+    enter_new = [pid for pid in enter_new if pid in keys]
+    changes: list[tuple] = []
+    _insert_rows(Membership, {
+        "sandbox_id": definition.sandbox_id, "definition_id": definition.pk,
+        "status": Status.REALIZED, "last_qualification_time": at, "source": source,
+        "version": definition.version, "updated_at": at}, "profile_id", enter_new)
+    changes += [(pid, "", Status.REALIZED) for pid in enter_new]
+    _set_status(definition, reenter, Status.REALIZED, at, source)
+    changes += [(pid, Status.EXITED, Status.REALIZED) for pid in reenter]
+    _set_status(definition, to_existing, Status.EXISTING, at, source)
+    changes += [(pid, Status.REALIZED, Status.EXISTING) for pid in to_existing
+                if current[pid][0] == Status.REALIZED]
+    _set_status(definition, leave, Status.EXITED, at, source)
+    changes += [(pid, current[pid][0], Status.EXITED) for pid in leave]
+    if changes:
+        _record_changes(definition, keys, changes, at=at, source=source, job_id=job_id)
+    counts_refresh(definition_ids=[definition.pk], since=at, at=at)
+    still = sum(1 for pid in wanted if pid in current and current[pid][0] in QUALIFIED)
+    entered = len(enter_new) + len(reenter)
+    return SetApplied(qualified=entered + still, realized=entered, existing=still,
+                      exited=len(leave), changes=len(changes))
+
+
+def _id_filters(field: str, ids: list[int]):
+    """Q objects selecting `field IN ids`, for id lists of any length: one array parameter
+    joined as a set on PostgreSQL (thousands of literal parameters plan badly), bounded
+    chunks on SQLite (its parameter limit)."""
+    if not ids:
+        return
+    if connection.vendor == "postgresql":
+        yield Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))})
+        return
+    for chunk in _chunks(ids):
+        yield Q(**{f"{field}__in": chunk})
+
+
+def _profile_keys(ids: list[int]) -> dict[int, str]:
+    keys: dict[int, str] = {}
+    for condition in _id_filters("pk", ids):
+        for pid, ns, value in Profile.objects.filter(condition).values_list(
+                "pk", "primary_namespace", "primary_id").iterator(chunk_size=SET_CHUNK):
+            keys[pid] = f"{ns}:{value}"
+    return keys
+
+
+def _set_status(definition: SegmentDefinition, ids: list[int], status: str, at: datetime,
+                source: str) -> None:
+    fields = {"status": status, "last_qualification_time": at, "source": source,
+              "updated_at": at, "recheck_at": None}
+    if status == Status.REALIZED:
+        fields["version"] = definition.version
+    for condition in _id_filters("profile_id", ids):
+        Membership.objects.filter(condition, definition=definition).update(**fields)
+
+
+def _insert_rows(model, constants: dict, varying: str | tuple, rows: list) -> None:
+    """INSERT many rows through one prepared statement (`executemany`): the ORM's
+    bulk_create spends most of a batch job building per-row SQL. `constants` are the same on
+    every row (prepared once); `varying` names the column(s) each row supplies."""
+    if not rows:
+        return
+    varying = (varying,) if isinstance(varying, str) else varying
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    prepared = tuple(fields[name].get_db_prep_save(value, connection)
+                     for name, value in constants.items())
+    columns = [*constants, *varying]
+    quote = connection.ops.quote_name
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} "
+           f"({', '.join(quote(fields[c].column) for c in columns)}) "
+           f"VALUES ({', '.join(['%s'] * len(columns))})")
+    single = len(varying) == 1
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY is several times faster than pipelined INSERTs (TOOLING.md).
+            names = ", ".join(quote(fields[c].column) for c in columns)
+            with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) "
+                                    "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*prepared, row) if single else (*prepared, *row))
+            return
+        for chunk in _chunks(rows, 20_000):
+            cursor.executemany(sql, [(*prepared, row) if single else (*prepared, *row)
+                                     for row in chunk])
+
+
+def _record_changes(definition: SegmentDefinition, keys: dict, changes: list[tuple], *,
+                    at: datetime, source: str, job_id) -> None:
+    """Append the change-log rows and announce their ids after commit (ids only grow, so
+    the rows of this call are those above the previous maximum)."""
+    before = MembershipChange.objects.unscoped().aggregate(top=Max("id"))["top"] or 0
+    _insert_rows(MembershipChange, {
+        "sandbox_id": definition.sandbox_id, "definition_id": definition.pk, "at": at,
+        "source": source, "job_id": job_id, "recorded_at": timezone.now()},
+        ("profile_id", "profile_key", "old_status", "new_status"),
+        [(pid, keys.get(pid, ""), old, new) for pid, old, new in changes])
+    ids = tuple(MembershipChange.objects.filter(
+        definition=definition, id__gt=before, at=at).order_by("id").values_list("id", flat=True))
+    announcement = ChangesRecorded(sandbox_id=definition.sandbox_id, change_ids=ids,
+                                   source=source, job_id=str(job_id) if job_id else None)
+    transaction.on_commit(lambda: changes_announce(announcement))

@@ -66,3 +66,11 @@ urlpatterns += [
     path("destinations/<uuid:destination_id>/export", destinations.destination_export,
          name="destination_export"),
 ]
+
+# Batch segmentation: one job's per-definition history, export downloads.
+from audiences.web import batch  # noqa: E402
+
+urlpatterns += [
+    path("segment-jobs/<uuid:job_id>/", batch.job_detail, name="segment_job"),
+    path("exports/<int:export_id>/download/", batch.export_download, name="export_download"),
+]
