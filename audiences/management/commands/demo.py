@@ -74,6 +74,8 @@ class Command(BaseCommand):
         def progress(phase: str, done: int, total: int) -> None:
             bar = bars.get(phase)
             if bar is None:
+                for previous in bars.values():
+                    previous.close()  # one phase at a time
                 bar = bars[phase] = tqdm(total=total, desc=PHASES.get(phase, phase),
                                          unit="" if phase == "history" else " records",
                                          leave=True, file=self.stderr, dynamic_ncols=True)
