@@ -212,8 +212,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {"django.server": {"level": "WARNING"},
+                # Eager tasks log every run at INFO: noise in the embedded default.
+                "celery.app.trace": {"level": "WARNING"}},
 }
+if not CELERY_BROKER_URL:
+    # In-process Celery still borrows a "memory://" producer, and kombu warns about its missing
+    # host name on every first use; there is no broker to warn about.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
 # Previews and estimates (services.previews): Adobe estimates on full data under 1M profiles,
 # on a 1M-profile sample up to 20M, and on a 5 % sample above that.
 SIFT_ESTIMATE_FULL_DATA_MAX = envint("SIFT_ESTIMATE_FULL_DATA_MAX", 1_000_000)

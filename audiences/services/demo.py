@@ -248,6 +248,19 @@ def _job(snapshot: datetime, *, name: str) -> None:
     segment_job_run(job_id=job.pk, now=snapshot, inline=True)
 
 
+def _forget_memberships() -> None:
+    """Start the replay from nobody: a change log must run forward in time, and the memberships
+    written at build time ("today") would otherwise be judged against the past."""
+    from audiences.models import Membership, MembershipChange, MetricBucket
+
+    with transaction.atomic():
+        MetricBucket.objects.all().delete()
+        MembershipChange.objects.all().delete()
+        Membership.objects.all().delete()
+        SegmentDefinition.objects.update(realized_count=0, existing_count=0, exited_count=0,
+                                         qualified_count=0)
+
+
 def demo_history(*, sandbox: Sandbox, days: int = 30, now: datetime,
                  progress: Progress = _noop) -> int:
     """Replay one batch job per past day (at the daily schedule's hour), oldest first, then
@@ -263,6 +276,8 @@ def demo_history(*, sandbox: Sandbox, days: int = 30, now: datetime,
         done = set(SegmentJob.objects.filter(source="demo", snapshot_name__startswith=HISTORY)
                    .values_list("snapshot_name", flat=True))
         todo = [s for s in snapshots if f"{HISTORY} {s:%Y-%m-%d}" not in done]
+        if not done and todo:
+            _forget_memberships()
         for index, snapshot in enumerate(todo):
             _job(snapshot, name=f"{HISTORY} {snapshot:%Y-%m-%d}")
             progress("history", index + 1, len(todo) + 1)

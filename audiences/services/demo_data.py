@@ -208,7 +208,11 @@ def _events(rng: random.Random, people: list[Person], now: datetime, days: int
     web: list[dict] = []
     email: list[dict] = []
     start = now - timedelta(days=days)
-    campaign_days = [start + timedelta(days=d, hours=15) for d in range(0, days, 3)]
+    # A campaign every third day, the latest one about 20 hours ago (so "engaged in the last
+    # day" always has people in it, whatever the hour the demo is built).
+    latest = (now - timedelta(hours=20)).replace(minute=0, second=0, microsecond=0)
+    campaign_days = sorted(latest - timedelta(days=3 * k) for k in range(days // 3 + 1)
+                           if latest - timedelta(days=3 * k) >= start)
     hours = days * 24
     for index, person in enumerate(people):
         sessions = _poisson(rng, person.activity * days)
@@ -236,9 +240,33 @@ def _events(rng: random.Random, people: list[Person], now: datetime, days: int
                             if clicked < now:
                                 email.append(_email_event(person, "directMarketing.emailClicked",
                                                           clicked, f"{index}-{c}-c", c))
+    # A live tail, so the short-window audiences have people in them at any size: a few
+    # visitors are on the site right now with something in their cart, and some come back to
+    # buy what they abandoned yesterday.
+    for index, person in enumerate(people[:max(3, len(people) // 100)]):
+        web.extend(_tail(rng, person, now, index))
     web.sort(key=lambda e: e["timestamp"])
     email.sort(key=lambda e: e["timestamp"])
     return web, email
+
+
+def _tail(rng: random.Random, person: Person, now: datetime, index: int) -> list[dict]:
+    identity = _identity(person, person.ecids[0], True)
+    product = rng.choice(PRODUCTS)
+    items = {"productListItems": [_item(product)]}
+    steps = [(timedelta(minutes=25), "web.webpagedetails.pageViews", _page("home")),
+             (timedelta(minutes=20), "commerce.productListAdds", items)]
+    if index % 2:
+        steps += [(timedelta(hours=30), "commerce.abandons",
+                   {**items, "commerce": {"abandons": {"value": 1}}}),
+                  (timedelta(hours=5), "commerce.checkouts",
+                   {**items, "commerce": {"order": {"priceTotal": product[2],
+                                                    "currencyCode": "USD",
+                                                    "purchaseID": f"ORD-tail-{index}"},
+                                          "checkouts": {"value": 1}}})]
+    return [{"_id": f"tail-{index}-{n}", "timestamp": _stamp(now - ago), "eventType": kind,
+             "identityMap": identity, **extra}
+            for n, (ago, kind, extra) in enumerate(steps)]
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
