@@ -70,10 +70,17 @@ class AudienceFilter(filters.FilterSet):
     created = DateRange(field_name="created_at", label="Creation date")
     modified = DateRange(field_name="updated_at", label="Modified date")
     merge_policy = filters.ModelChoiceFilter(queryset=_policies, label="Merge policy")
+    has_destination = filters.BooleanFilter(label="Has destination",
+                                            method="filter_has_destination")
 
     class Meta:
         model = Definition
         fields: list[str] = []
+
+    def filter_has_destination(self, queryset, name, value):
+        from audiences.services.destinations import definitions_with_destination
+
+        return definitions_with_destination(queryset, value)
 
     def filter_frequency(self, queryset, name, value):
         wanted = Q()
