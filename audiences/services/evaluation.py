@@ -111,26 +111,3 @@ def evaluate_python(*, query: Any, merge_policy: MergePolicy, now: datetime,
                                  profile_ids=profile_ids, chunk_size=chunk_size):
         yield from chunk.matched
 
-
-def documents_load(*, profile_ids: Iterable[int], lookback: timedelta | None, now: datetime
-                   ) -> dict[int, tuple[dict[str, Any], list[dict]]]:
-    """Profile pk -> (the document PQL reads, its events inside `lookback`, oldest first).
-
-    For one-profile-at-a-time evaluators (streaming, edge): two queries per merge policy
-    involved, however many profiles. `lookback=timedelta(0)` reads no events at all.
-    """
-    profiles = list(Profile.objects.filter(pk__in=list(profile_ids))
-                    .select_related("merge_policy")
-                    .only("pk", "entity_id", "attributes", "identity_map", "merge_policy"))
-    by_policy: dict[Any, list[Profile]] = defaultdict(list)
-    for profile in profiles:
-        by_policy[profile.merge_policy_id].append(profile)
-    loaded: dict[int, tuple[dict[str, Any], list[dict]]] = {}
-    for group in by_policy.values():
-        policy = group[0].merge_policy
-        events = ({} if lookback == timedelta(0) else
-                  _events_by_profile(profiles=group, merge_policy=policy, lookback=lookback,
-                                     now=now))
-        for profile in group:
-            loaded[profile.pk] = (profile_document(profile), events.get(profile.entity_id, []))
-    return loaded

@@ -306,7 +306,9 @@ def profiles_load(*, profile_ids: Iterable[int], lookback: timedelta | None, now
         policy = group[0].merge_policy
         key = "cluster_id" if policy.stitches else "identity_id"
         events_by_entity: dict[int, list[dict]] = defaultdict(list)
-        for chunk in _chunks([p.entity_id for p in group]):
+        # A zero look-back (profile-only definitions) reads no events at all.
+        entity_ids = [] if lookback == timedelta(0) else [p.entity_id for p in group]
+        for chunk in _chunks(entity_ids):
             events = Event.objects.filter(**{f"{key}__in": chunk})
             if policy.event_datasets:
                 events = events.filter(dataset_id__in=policy.event_datasets)

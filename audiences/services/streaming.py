@@ -42,8 +42,8 @@ from audiences.models import (
     Source,
 )
 from audiences.pql import parse
-from audiences.services.evaluation import documents_load
 from audiences.services.memberships import membership_apply_many, profile_segment_ids
+from audiences.services.profiles import profiles_load
 from portal.models import Sandbox
 from portal.scope import sandbox_scope
 
@@ -445,4 +445,4 @@ def _load(loaded: dict, profile_ids: list[int], lookback: timedelta | None, now:
           ) -> None:
     if not profile_ids:
         return
-    loaded.update(documents_load(profile_ids=profile_ids, lookback=lookback, now=now))
+    loaded.update(profiles_load(profile_ids=profile_ids, lookback=lookback, now=now))
