@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Count, F, IntegerField, Max, Q, Value, When
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -188,7 +189,10 @@ def _change(definition, profile, profile_id, old, new, at, source, job_id) -> Me
 
 
 def _apply_deltas(definition: SegmentDefinition, deltas: Counter, at: datetime) -> None:
-    updates = {field: F(field) + delta for field, delta in deltas.items() if delta}
+    # Never below zero: after a batch job `exited_count` counts that job's exits only (the
+    # portal's breakdown), so a later re-entry of someone who left earlier must not underflow.
+    updates = {field: Greatest(F(field) + delta, Value(0)) for field, delta in deltas.items()
+               if delta}
     if updates:
         SegmentDefinition.objects.filter(pk=definition.pk).update(**updates, counts_updated_at=at)
 
@@ -200,9 +204,10 @@ def _apply_deltas_many(deltas: Mapping[Any, Counter], at: datetime) -> None:
             _apply_deltas(SegmentDefinition(pk=pk), moved, at)
         return
     fields = {field for moved in deltas.values() for field, delta in moved.items() if delta}
-    updates = {field: F(field) + Case(*[When(pk=pk, then=Value(moved.get(field, 0)))
-                                        for pk, moved in deltas.items()],
-                                      default=Value(0), output_field=IntegerField())
+    updates = {field: Greatest(F(field) + Case(*[When(pk=pk, then=Value(moved.get(field, 0)))
+                                                 for pk, moved in deltas.items()],
+                                               default=Value(0), output_field=IntegerField()),
+                               Value(0))
                for field in fields}
     SegmentDefinition.objects.filter(pk__in=list(deltas)).update(**updates, counts_updated_at=at)
 

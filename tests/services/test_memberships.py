@@ -108,3 +108,23 @@ def test_exit_profiles_exits_everything_a_vanishing_profile_was_in(in_acme_prod)
         membership_apply(definition=definition, results={person.pk: True}, at=T0, source="batch")
     assert memberships.exit_profiles(profile_ids=[person.pk], at=T0) == 2
     assert set(Membership.objects.values_list("status", flat=True)) == {"exited"}
+
+
+def test_counters_never_underflow_when_a_batch_recount_forgot_older_exits(in_acme_prod):
+    from datetime import UTC, datetime
+
+    from audiences.models import SegmentDefinition
+    from audiences.services.memberships import membership_apply
+    from tests.factories import make_definition, make_profile
+
+    at = datetime(2026, 11, 2, tzinfo=UTC)
+    definition = make_definition(name="Returning")
+    profile = make_profile()
+    membership_apply(definition=definition, results={profile.pk: True}, at=at, source="batch")
+    membership_apply(definition=definition, results={profile.pk: False}, at=at, source="batch")
+    # A later batch job's recount keeps only its own exits in the breakdown.
+    SegmentDefinition.objects.filter(pk=definition.pk).update(exited_count=0)
+    membership_apply(definition=definition, results={profile.pk: True}, at=at,
+                     source="streaming")
+    definition.refresh_from_db()
+    assert (definition.exited_count, definition.realized_count) == (0, 1)
