@@ -476,14 +476,18 @@ class Compiler:
                 key = ("window", id(node))
                 inclusive = cmp == "<="
 
-                def window(t: datetime, ctx: Ctx) -> bool:
-                    edges = ctx.memo.get(key)
-                    if edges is None:
+                def edges(ctx: Ctx) -> tuple[datetime, datetime, bool]:
+                    found = ctx.memo.get(key)
+                    if found is None:
                         r = ref(ctx)
-                        edges = ctx.memo[key] = (T.shift(r[0], -amount, unit), r[0])
-                    low, high = edges
+                        found = ctx.memo[key] = (T.shift(r[0], -amount, unit), r[0], inclusive)
+                    return found
+
+                def window(t: datetime, ctx: Ctx) -> bool:
+                    low, high, _ = edges(ctx)
                     return (t >= low if inclusive else t > low) and t <= high
 
+                window.edges = edges  # lets hot loops compare against the bounds themselves
                 return window
 
             def relative(t: datetime, ctx: Ctx) -> bool:
@@ -588,6 +592,32 @@ class Compiler:
         if direct is None:
             return lambda ctx: [item for item in as_list(obj(ctx)) if truthy(cond(ctx, item))]
         remaining = self.item_fn(rest, alias) if rest is not None else None
+        spec = getattr(direct, "spec", None)
+        timed = self.direct_occurs(rest) if spec is not None and rest is not None else None
+        if timed is not None:
+            # `eventType = "x" and timestamp occurs …`, the commonest event filter: both tests
+            # read the event dict directly; any other shape takes the general path.
+            field, options, folded = spec
+            ts_field, when = timed
+            parse_text = T.parse_text
+
+            def filtered_timed(ctx: Ctx):
+                out = []
+                for item in as_list(obj(ctx)):
+                    if type(item) is dict:
+                        value = item.get(field)
+                        stamp = item.get(ts_field)
+                        if type(value) is str and type(stamp) is str:
+                            if (value.casefold() if folded else value) in options:
+                                moment = parse_text(stamp)
+                                if moment is not None and when(moment, ctx):
+                                    out.append(item)
+                            continue
+                    if truthy(cond(ctx, item)):
+                        out.append(item)
+                return out
+
+            return filtered_timed
 
         def filtered(ctx: Ctx):
             out = []
@@ -601,6 +631,15 @@ class Compiler:
             return out
 
         return filtered
+
+    def direct_occurs(self, node: A.Node) -> tuple[str, Callable] | None:
+        """For `field occurs <clause>` on the current item (field not a bound variable): the
+        field and the compiled clause, so a loop can test a plain-text timestamp itself."""
+        if isinstance(node, A.Occurs) and isinstance(node.subject, A.Name) and not \
+                self.is_bound(node.subject.name) and not any(
+                    isinstance(n, A.StepRef) for n in A.walk(node.clause)):
+            return node.subject.name, self.clause(node.clause)
+        return None
 
     def c_Lambda(self, node: A.Lambda) -> Fn:
         # A lambda outside a call argument only makes sense as the whole query body.
@@ -856,7 +895,8 @@ class Compiler:
                 "eventType") else None
             steps.append(_StepPlan(step.label, what, where, when, step.count or 1, step.negated,
                                    direct))
-        return lambda ctx: chain_match(ctx, array(ctx), ts_field, steps, uses_refs)
+        decided: dict = {}  # event-type value -> step flags, shared by every evaluation
+        return lambda ctx: chain_match(ctx, array(ctx), ts_field, steps, uses_refs, decided)
 
 
 _MISSING = object()
@@ -925,8 +965,11 @@ def direct_predicate(node: A.Node):
     return test
 
 
-def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_refs: bool
-                ) -> bool:
+_DECIDED_LIMIT = 4096  # distinct event-type values remembered per compiled CHAIN
+
+
+def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_refs: bool,
+                decided: dict | None = None) -> bool:
     """Is there an assignment of distinct events, strictly increasing in time, to the steps?
 
     A step with COUNT(n) takes its first n matching events after the previous step; its time is
@@ -941,9 +984,15 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
     if all(spec is not None for spec in specs) and len({spec[0] for spec in specs}) == 1 and \
             all(step.where is None for step in steps):
         field = specs[0][0]
-        # Event types repeat: decide each distinct value once per call.
-        decided: dict[str, tuple | None] = {}
+        # Event types repeat: decide each distinct value once.
+        if decided is None or len(decided) > _DECIDED_LIMIT:
+            decided = {}
+        if not uses_refs and not any(step.negated for step in steps):
+            answer = _scan_in_order(ctx, items, ts_field, steps, field, specs, decided)
+            if answer is not None:
+                return answer
         leftovers = []
+        parse_text, to_datetime = T.parse_text, T.to_datetime
         for event in items:
             if type(event) is not dict:
                 continue
@@ -953,12 +1002,10 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
                 continue
             flags = decided.get(value, False)
             if flags is False:
-                folded_value = value.casefold()
-                computed = [(folded_value if folded else value) in options
-                            for _, options, folded in specs]
-                flags = decided[value] = computed if True in computed else None
+                flags = _decide(decided, specs, value)
             if flags is not None:
-                moment = T.to_datetime(event.get(ts_field))
+                stamp = event.get(ts_field)
+                moment = parse_text(stamp) if type(stamp) is str else to_datetime(stamp)
                 if moment is not None:
                     rows.append((moment, event, flags))
         items = leftovers
@@ -982,6 +1029,8 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
     if not rows:
         return False
     rows.sort(key=_first)
+    if not uses_refs and not any(step.negated for step in steps):
+        return _earliest(ctx, rows, steps)
     timed = [(moment, event) for moment, event, _ in rows]
     static = [[row[2][k] for row in rows] for k in range(len(steps))]
     saved = dict(ctx.vars)
@@ -989,6 +1038,97 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
         return _search(ctx, timed, steps, static, 0, None, None, uses_refs)
     finally:
         ctx.vars = saved
+
+
+def _decide(decided: dict, specs: list, value: str) -> list[bool] | None:
+    """Which steps an event-type value satisfies (None: none), remembered in `decided`."""
+    folded_value = value.casefold()
+    computed = [(folded_value if folded else value) in options for _, options, folded in specs]
+    flags = decided[value] = computed if True in computed else None
+    return flags
+
+
+def _scan_in_order(ctx: Ctx, items: list, ts_field: str, steps: list[_StepPlan], field: str,
+                   specs: list, decided: dict) -> bool | None:
+    """`_earliest` in one pass straight over the events, for positive steps that only test
+    the event type. Stored events come oldest first, so no sort is needed; None when the
+    wanted events turn out not to be in time order or are not plain text (the caller then
+    sorts), and an early True as soon as the steps are assigned."""
+    parse_text = T.parse_text
+    last = len(steps) - 1
+    k, found, prev, seen = 0, 0, None, None
+    step = steps[0]
+    when, low, high, inclusive = _window_of(step, ctx)
+    for event in items:
+        if type(event) is not dict:
+            continue
+        value = event.get(field)
+        if type(value) is not str:
+            return None
+        flags = decided.get(value, False)
+        if flags is False:
+            flags = _decide(decided, specs, value)
+        if flags is None:
+            continue
+        stamp = event.get(ts_field)
+        if type(stamp) is not str:
+            return None
+        moment = parse_text(stamp)
+        if moment is None:
+            continue
+        if seen is not None and moment < seen:
+            return None
+        seen = moment
+        if not flags[k] or (prev is not None and moment <= prev):
+            continue
+        if low is not None:
+            if moment > high or (moment < low if inclusive else moment <= low):
+                continue
+        elif when is not None and not when(moment, ctx):
+            continue
+        found += 1
+        if found == step.count:
+            if k == last:
+                return True
+            k, found, prev = k + 1, 0, moment
+            step = steps[k]
+            when, low, high, inclusive = _window_of(step, ctx)
+    return False
+
+
+def _earliest(ctx: Ctx, rows: list, steps: list[_StepPlan]) -> bool:
+    """Positive steps whose WHEN does not refer to other steps: taking each step's earliest
+    events is optimal (a later choice only leaves fewer events for the steps after it), so one
+    pass over the time-ordered rows decides."""
+    last = len(steps) - 1
+    k, found, prev = 0, 0, None
+    step = steps[0]
+    when, low, high, inclusive = _window_of(step, ctx)
+    for moment, _event, flags in rows:
+        if not flags[k] or (prev is not None and moment <= prev):
+            continue
+        if low is not None:
+            if moment > high or (moment < low if inclusive else moment <= low):
+                continue
+        elif when is not None and not when(moment, ctx):
+            continue
+        found += 1
+        if found == step.count:
+            if k == last:
+                return True
+            k, found, prev = k + 1, 0, moment
+            step = steps[k]
+            when, low, high, inclusive = _window_of(step, ctx)
+    return False
+
+
+def _window_of(step: _StepPlan, ctx: Ctx) -> tuple:
+    """(when, low, high, inclusive): the bounds when the step's WHEN is a rolling window."""
+    edges = getattr(step.when, "edges", None)
+    if edges is None:
+        return step.when, None, None, False
+    low, high, inclusive = edges(ctx)
+    return step.when, low, high, inclusive
 
 
 def _single_step(ctx: Ctx, items, ts_field: str, step: _StepPlan) -> bool:
@@ -1017,8 +1157,9 @@ def _single_step(ctx: Ctx, items, ts_field: str, step: _StepPlan) -> bool:
 
 def _single_step_inline(ctx: Ctx, items, ts_field: str, step: _StepPlan, field: str,
                         options: frozenset, folded: bool) -> bool:
-    found, need, when, what = 0, step.count, step.when, step.what
-    to_datetime = T.to_datetime
+    found, need, what = 0, step.count, step.what
+    when, low, high, inclusive = _window_of(step, ctx)
+    to_datetime, parse_text = T.to_datetime, T.parse_text
     for event in items:
         if type(event) is not dict:
             continue
@@ -1028,8 +1169,14 @@ def _single_step_inline(ctx: Ctx, items, ts_field: str, step: _StepPlan, field: 
                 continue
         elif not truthy(what(ctx, event)):
             continue
-        moment = to_datetime(event.get(ts_field))
-        if moment is None or (when is not None and not when(moment, ctx)):
+        stamp = event.get(ts_field)
+        moment = parse_text(stamp) if type(stamp) is str else to_datetime(stamp)
+        if moment is None:
+            continue
+        if low is not None:
+            if moment > high or (moment < low if inclusive else moment <= low):
+                continue
+        elif when is not None and not when(moment, ctx):
             continue
         found += 1
         if found >= need:

@@ -41,6 +41,9 @@ def _parse_iso(text: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+parse_text = _parse_iso  # ISO-8601 text -> aware UTC datetime or None (cached)
+
+
 def to_datetime(value) -> datetime | None:
     """A timestamp from data: ISO-8601 text, an aware/naive datetime, a date, or epoch ms."""
     if type(value) is str:
