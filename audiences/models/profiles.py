@@ -193,11 +193,19 @@ class ProfileFragment(SandboxScoped):
 
 
 class Event(SandboxScoped):
-    """An XDM ExperienceEvent. `payload` is the whole xdmEntity as ingested."""
+    """An XDM ExperienceEvent. `payload` is the whole xdmEntity as ingested.
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="events")
+    The hottest insert of all, so no index is kept that another already serves: the sandbox
+    by `event_once`, the identity by `event_identity_ts`; the dataset needs a plain index for
+    cascading deletes, not the LIKE one a character key would get."""
+
+    sandbox = models.ForeignKey("portal.Sandbox", on_delete=models.CASCADE, related_name="+",
+                                db_index=False)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="events",
+                                db_index=False)
     event_id = models.CharField(max_length=256)  # XDM `_id`, the dedupe key
-    identity = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="events")
+    identity = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="events",
+                                 db_index=False)
     cluster_id = models.BigIntegerField()
     timestamp = models.DateTimeField()
     event_type = models.CharField(max_length=200, blank=True)
@@ -209,6 +217,7 @@ class Event(SandboxScoped):
             models.UniqueConstraint(fields=["sandbox", "event_id"], name="event_once"),
         ]
         indexes = [
+            models.Index(fields=["dataset"], name="event_dataset"),
             # A profile's events in time order (pdg and none), the batch compiler's Exists().
             models.Index(fields=["cluster_id", "timestamp"], name="event_cluster_ts"),
             models.Index(fields=["identity", "timestamp"], name="event_identity_ts"),

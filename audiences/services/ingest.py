@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from audiences.models import (
     EVENT_CLASS,
@@ -49,7 +50,6 @@ from audiences.services.profiles import (
     ProfileChange,
     changed,
     deep_merge,
-    leaf_paths,
     namespace_code,
     profiles_refresh,
 )
@@ -342,13 +342,16 @@ class _Store:
             by_namespace[namespace].append(value)
         for namespace, values in by_namespace.items():
             for chunk in _chunks(values):
+                # Staleness is decided in the query: no timestamp to read back per identity.
                 rows = Identity.objects.filter(any_of("value", chunk),
-                                               namespace=namespace).values_list(
-                    "pk", "value", "cluster_id", "last_seen")
-                for pk, value, cluster_id, last_seen in rows:
+                                               namespace=namespace).annotate(
+                    stale=ExpressionWrapper(Q(last_seen__lt=self.now - LAST_SEEN_PRECISION),
+                                            output_field=BooleanField())).values_list(
+                    "pk", "value", "cluster_id", "stale")
+                for pk, value, cluster_id, stale in rows:
                     self.identity_pk[(namespace, value)] = pk
                     self.cluster_of[pk] = cluster_id or pk
-                    if last_seen < self.now - LAST_SEEN_PRECISION:
+                    if stale:
                         self.stale_identities.append(pk)
 
     def _resolve_identities(self, parsed: list[ParsedRecord]) -> None:
@@ -482,22 +485,19 @@ class _Store:
         first: dict[str, ParsedRecord] = {}
         for p in parsed:
             first.setdefault(p.event_id, p)
-        ids = sorted(first)
-        seen: set[str] = set()
-        for chunk in _chunks(ids):
-            seen.update(Event.objects.filter(any_of("event_id", chunk)).values_list("event_id",
-                                                                              flat=True))
-        new = [p for event_id, p in first.items() if event_id not in seen]
         rows = []
-        for p in new:
+        for event_id in sorted(first):
+            p = first[event_id]
             identity_id = self.identity_pk[p.identities[0]]
             rows.append((self.sandbox_id, self.dataset.pk, p.event_id, identity_id,
                          self.cluster_of[identity_id], p.timestamp, p.event_type, p.record,
                          self.now))
-        # ON CONFLICT DO NOTHING: a concurrent request storing the same `_id` keeps one.
-        rows_insert(Event, ["sandbox", "dataset", "event_id", "identity", "cluster_id",
-                            "timestamp", "event_type", "payload", "ingested_at"], rows)
-        return new
+        # ON CONFLICT DO NOTHING on (sandbox, `_id`): an event stored before, or by a concurrent
+        # request, is kept once; RETURNING says which ones this request stored.
+        stored = {event_id for (event_id,) in rows_insert(
+            Event, ["sandbox", "dataset", "event_id", "identity", "cluster_id", "timestamp",
+                    "event_type", "payload", "ingested_at"], rows, returning=["event_id"])}
+        return [p for event_id, p in first.items() if event_id in stored]
 
     # 4. profiles
 
@@ -523,16 +523,7 @@ class _Store:
     def _catalogue(self, parsed: list[ParsedRecord]) -> None:
         stats: dict[str, list] = {}  # path -> [type, count, Counter of examples]
         for p in parsed:
-            for path, value in leaf_paths({k: v for k, v in p.record.items()
-                                           if k != "identityMap"}):
-                entry = stats.get(path)
-                if entry is None:
-                    entry = stats[path] = [_json_type(value), 0, Counter()]
-                entry[1] += 1
-                if not isinstance(value, (dict, list)):
-                    example = str(value)[:100]
-                    if example in entry[2] or len(entry[2]) < 20:  # bounded memory
-                        entry[2][example] += 1
+            _count_leaves(stats, p.record, "")
         if not stats:
             return
         class_name = self.dataset.class_name
@@ -553,6 +544,27 @@ class _Store:
         rows_insert(SchemaField, ["sandbox", "class_name", "path", "type", "examples", "count",
                                   "updated_at"], creates)
         rows_update(SchemaField, ["count", "examples", "updated_at"], updates)
+
+
+def _count_leaves(stats: dict[str, list], document: dict, prefix: str) -> None:
+    """Add each leaf of `document` (as `leaf_paths` walks it, identityMap left out at the top)
+    to the catalogue statistics: its type, one more occurrence, its value as an example."""
+    for key, value in document.items():
+        if not prefix and key == "identityMap":
+            continue
+        path = f"{prefix}.{key}" if prefix else key
+        if type(value) is dict and value:
+            _count_leaves(stats, value, path)
+            continue
+        entry = stats.get(path)
+        if entry is None:
+            entry = stats[path] = [_json_type(value), 0, Counter()]
+        entry[1] += 1
+        if not isinstance(value, (dict, list)):
+            examples = entry[2]
+            example = str(value)[:100]
+            if example in examples or len(examples) < 20:  # bounded memory
+                examples[example] += 1
 
 
 def _json_type(value: Any) -> str:
