@@ -50,6 +50,18 @@ def test_an_admin_creates_a_precedence_policy_in_four_steps(page, live_server, l
         policy = MergePolicy.objects.get(name="CRM first")
         assert policy.dataset_order == [stored.pk] and policy.profiles.count() == 1
 
+    # Make it the policy that edge segmentation reads (at most one per sandbox).
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="CRM first"))
+    row.get_by_role("button", name="Activate on edge").click()
+    expect(page.get_by_text("CRM first is now active on edge.")).to_be_visible()
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="CRM first"))
+    expect(row.get_by_text("Active on edge", exact=True)).to_be_visible()
+    expect(row.get_by_role("button", name="Deactivate on edge")).to_be_visible()
+    shot("merge-policy-active-on-edge")
+    with sandbox_scope(acme_prod):
+        assert list(MergePolicy.objects.filter(is_active_on_edge=True).values_list(
+            "name", flat=True)) == ["CRM first"]
+
 
 def test_a_marketer_looks_a_profile_up_by_email(page, live_server, login, bob, stored, shot):
     login("bob", bob.password)
