@@ -10,16 +10,23 @@ again from the same visitors (the steady state: profiles only gain events). The 
 deleted afterwards unless `--keep`. Run:
 
     python manage.py benchmark ingest [--profiles 5000] [--events 20000] [--batch 1000]
+                                      [--clients 2]
+
+On PostgreSQL a last phase sends the known visitors' events again (new `_id`s) from `--clients`
+processes at once, batches dealt out round-robin as a load balancer would to that many web
+workers: the machine's throughput, where the single client measures one request stream (which
+leaves one of two cores idle while it waits for the database, and the database idle meanwhile).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, connections
 
 from audiences.services.datasets import EVENT_SCHEMA_ID, PROFILE_SCHEMA_ID, dataset_create
 from audiences.services.ingest import ingest_records
@@ -38,6 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=1000, help="records per ingest call")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark sandbox")
+    parser.add_argument("--clients", type=int, default=2,
+                        help="concurrent client processes for the last phase (PostgreSQL)")
 
 
 def profile_records(count: int, rng: random.Random) -> list[dict]:
@@ -90,6 +99,30 @@ def _timed(dataset, records: list[dict], batch: int, now: datetime) -> tuple[flo
 _cpu: list[float] = []
 
 
+def _client(job: tuple) -> int:
+    """One client process of the concurrent phase: its own connection, its share of batches."""
+    sandbox, dataset, batches, now = job
+    connections.close_all()  # never share the parent's socket
+    accepted = 0
+    with sandbox_scope(sandbox):
+        for records in batches:
+            accepted += ingest_records(dataset=dataset, records=records, now=now,
+                                       source="import").accepted
+    connections.close_all()
+    return accepted
+
+
+def _concurrent(sandbox, dataset, records: list[dict], batch: int, clients: int,
+                now: datetime) -> tuple[float, int]:
+    batches = [records[start:start + batch] for start in range(0, len(records), batch)]
+    jobs = [(sandbox, dataset, batches[n::clients], now) for n in range(clients)]
+    connections.close_all()  # forked children open their own
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        started = time.perf_counter()
+        accepted = sum(pool.map(_client, jobs))
+        return time.perf_counter() - started, accepted
+
+
 def run(options, stdout) -> dict:
     rng = random.Random(11)
     now = datetime.now(UTC)
@@ -109,6 +142,11 @@ def run(options, stdout) -> dict:
             # Same visitors again: identities and graphs exist, profiles only gain events.
             again = event_records(options["events"], options["profiles"], rng, now)
             k_seconds, k_accepted = _timed(web, again, options["batch"], now)
+            c_seconds, c_accepted = 0.0, 0
+            if connection.vendor == "postgresql" and options["clients"] > 1:
+                more = event_records(options["events"], options["profiles"], rng, now)
+                c_seconds, c_accepted = _concurrent(sandbox, web, more, options["batch"],
+                                                    options["clients"], now)
     finally:
         if not options["keep"]:
             Sandbox.objects.filter(pk=sandbox.pk).delete()
@@ -120,7 +158,10 @@ def run(options, stdout) -> dict:
                "events_per_second": round(e_accepted / e_seconds) if e_seconds else 0,
                "known_events": k_accepted, "known_event_seconds": round(k_seconds, 2),
                "known_events_per_second": round(k_accepted / k_seconds) if k_seconds else 0,
-               "batch": options["batch"]}
+               "batch": options["batch"], "clients": options["clients"],
+               "concurrent_events": c_accepted,
+               "concurrent_events_per_second": round(c_accepted / c_seconds) if c_seconds
+               else 0}
     stdout.write(f"ingest_records on {connection.vendor}, batches of {options['batch']}, "
                  "2 merge policies (client CPU = this process, not the database server)\n"
                  f"profile records:        {p_accepted:>8} in {p_seconds:6.2f} s = "
@@ -130,4 +171,8 @@ def run(options, stdout) -> dict:
                  f"events, known visitors: {k_accepted:>8} in {k_seconds:6.2f} s = "
                  f"{numbers['known_events_per_second']:>8,} events/s   (client CPU {k_cpu:.2f} s)"
                  "\n")
+    if c_accepted:
+        stdout.write(f"known visitors, {options['clients']} clients: {c_accepted:>5} in "
+                     f"{c_seconds:6.2f} s = {numbers['concurrent_events_per_second']:>8,} "
+                     "events/s\n")
     return numbers
