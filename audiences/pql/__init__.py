@@ -101,18 +101,26 @@ class Query:
     def _compiled(self):
         return Compiler().compile_query(self.tree)
 
-    def evaluate(self, profile, events, *, now: datetime, segments=frozenset()) -> bool:
-        """Does this profile (with its events) qualify at `now`? Never raises on data."""
+    def evaluate(self, profile, events, *, now: datetime, segments=frozenset(),
+                 events_in_order: bool = False) -> bool:
+        """Does this profile (with its events) qualify at `now`? Never raises on data.
+
+        `events_in_order=True` promises that `events` are sorted oldest first by timestamp
+        (Sift's store loads them so); rolling windows then skip older events unread. A false
+        promise gives wrong answers, so leave it off for lists of unknown order."""
         try:
-            return self.evaluate_strict(profile, events, now=now, segments=segments)
+            return self.evaluate_strict(profile, events, now=now, segments=segments,
+                                        events_in_order=events_in_order)
         except Exception:  # the contract: data never makes evaluation fail
             log.exception("PQL evaluation failed for %s", self.to_pql())
             return False
 
-    def evaluate_strict(self, profile, events, *, now: datetime, segments=frozenset()) -> bool:
+    def evaluate_strict(self, profile, events, *, now: datetime, segments=frozenset(),
+                        events_in_order: bool = False) -> bool:
         """`evaluate` without the safety net (tests use it to see any failure)."""
         now = _aware(now)
-        ctx = Ctx(profile, events, now, segments if segments is not None else frozenset())
+        ctx = Ctx(profile, events, now, segments if segments is not None else frozenset(),
+                  events_in_order)
         return truthy(self._compiled(ctx))
 
     def value(self, profile, events, *, now: datetime, segments=frozenset()):

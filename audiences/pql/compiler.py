@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import operator
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
+from itertools import islice
+from operator import itemgetter
 
 from audiences.pql import ast as A
 from audiences.pql import timeutil as T
@@ -32,11 +35,15 @@ CHAIN_SEARCH_BUDGET = 200_000
 
 
 class Ctx:
-    __slots__ = ("profile", "events", "now", "segments", "scopes", "vars", "budget", "memo")
+    __slots__ = ("profile", "events", "now", "segments", "scopes", "vars", "budget", "memo",
+                 "ordered")
 
-    def __init__(self, profile, events, now, segments) -> None:
+    def __init__(self, profile, events, now, segments, ordered: bool = False) -> None:
         self.profile = profile if isinstance(profile, dict) else {}
         self.events = events if isinstance(events, list) else []
+        # The caller's promise that `events` are oldest first (Sift's store loads them so):
+        # a rolling window may then bisect past older events instead of reading them.
+        self.ordered = ordered
         self.now = now
         self.segments = segments
         self.scopes = [self.profile]
@@ -601,16 +608,32 @@ class Compiler:
             ts_field, when = timed
             parse_text = T.parse_text
 
+            edges = getattr(when, "edges", None)
+
             def filtered_timed(ctx: Ctx):
                 out = []
-                for item in as_list(obj(ctx)):
+                raw = obj(ctx)
+                items = raw if type(raw) is list else as_list(raw)  # read only: no copy
+                low = high = None
+                if edges is not None:  # nothing older than the window can match
+                    low, high, inclusive = edges(ctx)
+                    start = _window_start(ctx, items, ts_field, low)
+                    if start:
+                        items = items[start:]
+                for item in items:
                     if type(item) is dict:
                         value = item.get(field)
                         stamp = item.get(ts_field)
                         if type(value) is str and type(stamp) is str:
                             if (value.casefold() if folded else value) in options:
                                 moment = parse_text(stamp)
-                                if moment is not None and when(moment, ctx):
+                                if moment is None:
+                                    continue
+                                if low is None:
+                                    if when(moment, ctx):
+                                        out.append(item)
+                                elif moment <= high and (moment >= low if inclusive
+                                                         else moment > low):
                                     out.append(item)
                             continue
                     if truthy(cond(ctx, item)):
@@ -896,6 +919,26 @@ class Compiler:
             steps.append(_StepPlan(step.label, what, where, when, step.count or 1, step.negated,
                                    direct))
         decided: dict = {}  # event-type value -> step flags, shared by every evaluation
+        specs = [getattr(step.direct, "spec", None) for step in steps]
+        if len(steps) > 1 and not uses_refs and not any(step.negated for step in steps) and \
+                all(spec is not None for spec in specs) and len({s[0] for s in specs}) == 1:
+            # Positive steps that only test the event type: the one-pass scan, decided at
+            # compile time rather than per evaluation.
+            field = specs[0][0]
+
+            def scanned(ctx: Ctx):
+                events = array(ctx)
+                items = events if type(events) is list else as_list(events)
+                # Every step's event is at or after the first step's: when that step has a
+                # rolling window, the older events of an ordered list are never read.
+                start = _window_start(ctx, items, ts_field, _window_of(steps[0], ctx)[1])
+                answer = _scan_in_order(ctx, items[start:] if start else items, ts_field,
+                                        steps, field, specs, decided)
+                if answer is None:
+                    return chain_match(ctx, items, ts_field, steps, uses_refs, decided)
+                return answer
+
+            return scanned
         return lambda ctx: chain_match(ctx, array(ctx), ts_field, steps, uses_refs, decided)
 
 
@@ -985,12 +1028,8 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
             all(step.where is None for step in steps):
         field = specs[0][0]
         # Event types repeat: decide each distinct value once.
-        if decided is None or len(decided) > _DECIDED_LIMIT:
+        if decided is None:
             decided = {}
-        if not uses_refs and not any(step.negated for step in steps):
-            answer = _scan_in_order(ctx, items, ts_field, steps, field, specs, decided)
-            if answer is not None:
-                return answer
         leftovers = []
         parse_text, to_datetime = T.parse_text, T.to_datetime
         for event in items:
@@ -1000,10 +1039,10 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
             if type(value) is not str:
                 leftovers.append(event)  # no plain value: the general path decides
                 continue
-            flags = decided.get(value, False)
-            if flags is False:
+            flags = decided.get(value, _MISSING)
+            if flags is _MISSING:
                 flags = _decide(decided, specs, value)
-            if flags is not None:
+            if flags:
                 stamp = event.get(ts_field)
                 moment = parse_text(stamp) if type(stamp) is str else to_datetime(stamp)
                 if moment is not None:
@@ -1040,46 +1079,56 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
         ctx.vars = saved
 
 
-def _decide(decided: dict, specs: list, value: str) -> list[bool] | None:
-    """Which steps an event-type value satisfies (None: none), remembered in `decided`."""
+def _decide(decided: dict, specs: list, value: str) -> list[bool] | bool:
+    """Which steps an event-type value satisfies (False: none), remembered in `decided`."""
+    if len(decided) > _DECIDED_LIMIT:
+        decided.clear()
     folded_value = value.casefold()
     computed = [(folded_value if folded else value) in options for _, options, folded in specs]
-    flags = decided[value] = computed if True in computed else None
+    flags = decided[value] = computed if True in computed else False
     return flags
 
 
 def _scan_in_order(ctx: Ctx, items: list, ts_field: str, steps: list[_StepPlan], field: str,
                    specs: list, decided: dict) -> bool | None:
-    """`_earliest` in one pass straight over the events, for positive steps that only test
-    the event type. Stored events come oldest first, so no sort is needed; None when the
-    wanted events turn out not to be in time order or are not plain text (the caller then
-    sorts), and an early True as soon as the steps are assigned."""
-    parse_text = T.parse_text
+    """`_earliest` for positive steps that only test the event type, with the per-event work
+    done by C-level `map`s: stored events come oldest first, so the wanted events' times need
+    no sort, and a rolling window on the first step bisects past everything older. None when
+    an event is not a plain dict with text type and timestamp, or the wanted events are not in
+    time order (the caller then takes the general path)."""
+    try:
+        kinds = list(map(decided.get, map(itemgetter(field), items)))
+    except (KeyError, TypeError, IndexError):  # not a dict, no type, an unhashable type
+        return None
+    if None in kinds:  # event types not seen before
+        for index, known in enumerate(kinds):
+            if known is None:
+                value = items[index][field]
+                if type(value) is not str:
+                    return None
+                kinds[index] = _decide(decided, specs, value)
+    wanted = [index for index, known in enumerate(kinds) if known]
+    if not wanted:
+        return False
+    try:
+        moments = list(map(T.parse_text, [items[index][ts_field] for index in wanted]))
+    except (KeyError, TypeError, AttributeError):  # no timestamp, or not text
+        return None
+    if None in moments or any(map(operator.gt, moments, islice(moments, 1, None))):
+        return None  # unreadable times or not oldest first: sort in the general path
+    flags = [kinds[index] for index in wanted]
     last = len(steps) - 1
-    k, found, prev, seen = 0, 0, None, None
+    k, found, prev = 0, 0, None
     step = steps[0]
+    need = step.count
     when, low, high, inclusive = _window_of(step, ctx)
-    for event in items:
-        if type(event) is not dict:
+    # Every step's event is at or after the first step's: skip what the window excludes.
+    first = 0 if low is None else (bisect_left if inclusive else bisect_right)(moments, low)
+    for position in range(first, len(moments)):
+        if not flags[position][k]:
             continue
-        value = event.get(field)
-        if type(value) is not str:
-            return None
-        flags = decided.get(value, False)
-        if flags is False:
-            flags = _decide(decided, specs, value)
-        if flags is None:
-            continue
-        stamp = event.get(ts_field)
-        if type(stamp) is not str:
-            return None
-        moment = parse_text(stamp)
-        if moment is None:
-            continue
-        if seen is not None and moment < seen:
-            return None
-        seen = moment
-        if not flags[k] or (prev is not None and moment <= prev):
+        moment = moments[position]
+        if prev is not None and moment <= prev:
             continue
         if low is not None:
             if moment > high or (moment < low if inclusive else moment <= low):
@@ -1087,13 +1136,26 @@ def _scan_in_order(ctx: Ctx, items: list, ts_field: str, steps: list[_StepPlan],
         elif when is not None and not when(moment, ctx):
             continue
         found += 1
-        if found == step.count:
+        if found == need:
             if k == last:
                 return True
             k, found, prev = k + 1, 0, moment
             step = steps[k]
+            need = step.count
             when, low, high, inclusive = _window_of(step, ctx)
     return False
+
+
+def _window_start(ctx: Ctx, items: list, ts_field: str, low: datetime | None) -> int:
+    """The index of the first event at or after `low` when the caller promised the profile's
+    events are oldest first and `items` are those events; 0 (read everything) otherwise, or
+    when a timestamp on the way cannot be read."""
+    if low is None or not ctx.ordered or items is not ctx.events or not items:
+        return 0
+    try:
+        return bisect_left(items, low, key=lambda event: T.parse_text(event[ts_field]))
+    except (KeyError, TypeError, AttributeError):  # not a dict, no timestamp, not text
+        return 0
 
 
 def _earliest(ctx: Ctx, rows: list, steps: list[_StepPlan]) -> bool:
@@ -1160,7 +1222,8 @@ def _single_step_inline(ctx: Ctx, items, ts_field: str, step: _StepPlan, field: 
     found, need, what = 0, step.count, step.what
     when, low, high, inclusive = _window_of(step, ctx)
     to_datetime, parse_text = T.to_datetime, T.parse_text
-    for event in items:
+    start = _window_start(ctx, items, ts_field, low)
+    for event in items[start:] if start else items:
         if type(event) is not dict:
             continue
         value = event.get(field)

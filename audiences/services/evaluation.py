@@ -96,7 +96,8 @@ def evaluate_chunks(*, query: Any, merge_policy: MergePolicy, now: datetime,
         matched = tuple(
             p for p in chunk
             if query.evaluate(profile_document(p), events.get(p.entity_id, []), now=now,
-                              segments=segments.get(p.pk, frozenset())))
+                              segments=segments.get(p.pk, frozenset()),
+                              events_in_order=True))  # loaded ORDER BY timestamp
         last_pk = chunk[-1].pk
         yield Chunk(scanned=len(chunk), matched_profiles=matched, last_pk=last_pk)
         if len(chunk) < chunk_size:

@@ -403,7 +403,9 @@ def _evaluate_one(compiled: Compiled, pids: set[int], loaded: dict, segments: di
     for pid in pids:
         attributes, events = loaded.get(pid, ({}, []))
         segs = frozenset(segments.get(pid, ()))
-        qualifies = bool(compiled.query.evaluate(attributes, events, now=now, segments=segs))
+        # profiles_load reads events ORDER BY timestamp: windows may skip older ones unread.
+        qualifies = bool(compiled.query.evaluate(attributes, events, now=now, segments=segs,
+                                                 events_in_order=True))
         results[pid] = qualifies
         if qualifies:
             recheck[pid] = compiled.query.recheck_at(attributes, events, now=now, segments=segs)

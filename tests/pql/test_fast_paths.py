@@ -71,8 +71,10 @@ def test_chain_fast_paths_agree_with_the_general_search(steps, events, ordered):
     fast = parse(f"CHAIN(xEvent, timestamp, {steps})")
     slow = parse(f"CHAIN(xEvent, timestamp, {general(steps)})")
     assert fast != slow  # the rewrite really changed the query
-    assert fast.evaluate_strict({}, events, now=NOW) == slow.evaluate_strict(
-        {}, events, now=NOW)
+    expected = slow.evaluate_strict({}, events, now=NOW)
+    assert fast.evaluate_strict({}, events, now=NOW) == expected
+    if ordered:  # the promise of oldest-first events lets windows bisect
+        assert fast.evaluate_strict({}, events, now=NOW, events_in_order=True) == expected
 
 
 FILTERS = [
@@ -83,12 +85,38 @@ FILTERS = [
 ]
 
 
+SINGLE = ('CHAIN(xEvent, timestamp, [C0: WHAT(eventType = "a") WHEN(<= 24 hours before now) '
+          'COUNT(2)])')
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.sampled_from(FILTERS), event_lists)
 def test_timed_filter_fast_path_agrees_with_the_general_filter(pair, events):
     fast, slow = (parse(text) for text in pair)
-    assert fast.evaluate_strict({}, events, now=NOW) == slow.evaluate_strict(
-        {}, events, now=NOW)
+    expected = slow.evaluate_strict({}, events, now=NOW)
+    assert fast.evaluate_strict({}, events, now=NOW) == expected
+    ordered = in_time_order(events)
+    assert fast.evaluate_strict({}, ordered, now=NOW, events_in_order=True) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists)
+def test_single_step_window_skips_only_older_events(events):
+    fast, slow = parse(SINGLE), parse(general(SINGLE))
+    expected = slow.evaluate_strict({}, events, now=NOW)
+    assert fast.evaluate_strict({}, events, now=NOW) == expected
+    assert fast.evaluate_strict({}, in_time_order(events), now=NOW,
+                                events_in_order=True) == expected
+
+
+def test_the_order_promise_is_what_lets_a_window_skip_events():
+    # Newest first, and promised otherwise: the bisect trusts the promise (documented).
+    events = [{"eventType": "a", "timestamp": "2026-11-18T11:00:00Z"},
+              {"eventType": "a", "timestamp": "2026-11-01T11:00:00Z"}]
+    query = parse('xEvent[eventType = "a" and timestamp occurs <= 1 days before now]'
+                  '.count() > 0')
+    assert query.evaluate_strict({}, events, now=NOW) is True
+    assert query.evaluate_strict({}, events[::-1], now=NOW, events_in_order=True) is True
 
 
 def test_chain_over_unordered_events_still_finds_the_order_in_time():
@@ -107,3 +135,19 @@ def test_chain_steps_need_strictly_later_events():
               {"eventType": "c", "timestamp": "2026-11-18T11:00:00Z"}]
     query = parse(f"CHAIN(xEvent, timestamp, {CHAINS[0]})")
     assert query.evaluate_strict({}, events, now=NOW) is False
+
+
+def test_a_window_that_starts_at_the_first_wanted_event_keeps_it():
+    # The oldest in-window event is the one each query needs: skipping one event too many
+    # would lose it.
+    events = [{"eventType": "a", "timestamp": "2026-11-10T12:00:00Z"},
+              {"eventType": "a", "timestamp": "2026-11-17T13:00:00Z"},
+              {"eventType": "b", "timestamp": "2026-11-17T14:00:00Z"},
+              {"eventType": "c", "timestamp": "2026-11-17T15:00:00Z"},
+              {"eventType": "a", "timestamp": "2026-11-18T11:00:00Z"}]
+    chain = parse(f"CHAIN(xEvent, timestamp, {CHAINS[0]})")
+    counted = parse('xEvent[eventType = "a" and timestamp occurs <= 1 days before now]'
+                    '.count() >= 2')
+    for query in (chain, counted, parse(SINGLE)):
+        assert query.evaluate_strict({}, events, now=NOW) is True
+        assert query.evaluate_strict({}, events, now=NOW, events_in_order=True) is True
