@@ -34,7 +34,7 @@ def streaming_evaluate(*, sandbox_id: int, profile_ids: list[int], attribute_pat
 
 @shared_task(name="audiences.tasks.streaming_dependents_evaluate", acks_late=True)
 def streaming_dependents_evaluate(*, sandbox_id: int, segment_id: str, profile_ids: list[int],
-                                  now: str) -> int:
+                                  now: str, skip: list[str] = ()) -> int:
     """Re-evaluate streaming definitions built on an audience whose members just changed."""
     from datetime import datetime
 
@@ -42,7 +42,7 @@ def streaming_dependents_evaluate(*, sandbox_id: int, segment_id: str, profile_i
     from portal.models import Sandbox
 
     result = evaluate(sandbox=Sandbox.objects.get(pk=sandbox_id), segment_id=segment_id,
-                      profile_ids=profile_ids, now=datetime.fromisoformat(now))
+                      profile_ids=profile_ids, now=datetime.fromisoformat(now), skip=skip)
     return result.transitions
 
 

@@ -39,6 +39,7 @@ from audiences.models import (
     MembershipChange,
     Profile,
     SegmentDefinition,
+    SegmentJobRun,
     Source,
 )
 from audiences.pql import parse
@@ -227,11 +228,19 @@ def streaming_on_memberships_changed(*, announcement) -> None:
         for definition_id, profile_id, at in changed.iterator(chunk_size=5000):
             profiles[str(definition_id)].add(profile_id)
             latest[str(definition_id)] = max(at, latest.get(str(definition_id), at))
+        # A batch job runs its definitions in dependency order: the dependents it holds are
+        # evaluated by the job itself, at the same snapshot, after this base.
+        in_job: list[str] = sorted({str(pk) for pk in SegmentJobRun.objects.filter(
+            job_id=announcement.job_id).values_list("definition_id", flat=True)}
+        ) if announcement.job_id else []
     for segment_id, profile_ids in profiles.items():
+        if not {c.id for c in index.dependents_of(segment_id)} - set(in_job):
+            continue
         # Evaluated at the instant the base audience changed (a batch job's snapshot), so the
         # dependents agree with what that job saw.
         payload = {"sandbox_id": sandbox.pk, "segment_id": segment_id,
-                   "profile_ids": sorted(profile_ids), "now": latest[segment_id].isoformat()}
+                   "profile_ids": sorted(profile_ids), "now": latest[segment_id].isoformat(),
+                   "skip": in_job}
         from audiences.tasks import streaming_dependents_evaluate as task
 
         if settings.CELERY_TASK_ALWAYS_EAGER:
@@ -241,12 +250,15 @@ def streaming_on_memberships_changed(*, announcement) -> None:
 
 
 def streaming_dependents_evaluate(*, sandbox: Sandbox, segment_id: str,
-                                  profile_ids: Iterable[int], now: datetime) -> StreamingResult:
-    """Re-evaluate the streaming definitions that reference `segment_id` for these profiles."""
+                                  profile_ids: Iterable[int], now: datetime,
+                                  skip: Iterable[str] = ()) -> StreamingResult:
+    """Re-evaluate the streaming definitions that reference `segment_id` for these profiles
+    (except those in `skip`: a batch job evaluates them itself)."""
     with sandbox_scope(sandbox):
         index = streaming_index(sandbox=sandbox)
         ids = set(profile_ids)
-        work = {c.id: set(ids) for c in index.dependents_of(segment_id)}
+        skipped = set(skip)
+        work = {c.id: set(ids) for c in index.dependents_of(segment_id) if c.id not in skipped}
         return evaluate_work(index=index, work=work, now=now, source=Source.STREAMING)
 
 

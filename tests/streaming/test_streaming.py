@@ -233,3 +233,23 @@ def test_each_profile_is_evaluated_only_against_what_its_own_events_touch(policy
                                              "web.webpagedetails.pageViews"],
                                 event_ids=[bought.event_id, viewed.event_id])
     assert (result.evaluations, result.transitions) == (1, 1)
+
+
+def test_a_batch_job_evaluates_the_dependents_it_holds_itself(policy, acme_prod,
+                                                             django_capture_on_commit_callbacks):
+    from audiences.models import MembershipChange
+    from audiences.services.batch import segment_job_create, segment_job_run
+
+    loyal = make_definition(name="Loyal (batch)", expression='loyalty.tier = "gold"')
+    loyal_buyers = streaming("Loyal recent buyers",
+                             f'inSegment("{loyal.pk}") and {CHECKOUT_TODAY}')
+    profile, (ident,) = person(policy=policy, attributes={"loyalty": {"tier": "gold"}}, at=NOW)
+    event(ident, event_type="commerce.checkouts", at=NOW - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        job = segment_job_create(segment_ids="*", source="test", now=NOW, enqueue=False)
+        segment_job_run(job_id=job.pk, now=NOW, inline=True)
+    assert status(loyal, profile) == "realized"
+    assert status(loyal_buyers, profile) == "realized"
+    # Once, by the job after its base: no second evaluation through streaming propagation.
+    assert list(MembershipChange.objects.filter(definition=loyal_buyers).values_list(
+        "source", "new_status")) == [("batch", "realized")]
