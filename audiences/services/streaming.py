@@ -228,11 +228,12 @@ def streaming_on_memberships_changed(*, announcement) -> None:
         for definition_id, profile_id, at in changed.iterator(chunk_size=5000):
             profiles[str(definition_id)].add(profile_id)
             latest[str(definition_id)] = max(at, latest.get(str(definition_id), at))
-        # A batch job runs its definitions in dependency order: the dependents it holds are
-        # evaluated by the job itself, at the same snapshot, after this base.
+        # A batch job runs its definitions in dependency order: the dependents it has still
+        # queued will be evaluated by the job itself, at the same snapshot, after this base.
+        # (One that already ran or is running read the old members: it is re-evaluated.)
         in_job: list[str] = sorted({str(pk) for pk in SegmentJobRun.objects.filter(
-            job_id=announcement.job_id).values_list("definition_id", flat=True)}
-        ) if announcement.job_id else []
+            job_id=announcement.job_id, status=SegmentJobRun.Status.QUEUED).values_list(
+            "definition_id", flat=True)}) if announcement.job_id else []
     for segment_id, profile_ids in profiles.items():
         if not {c.id for c in index.dependents_of(segment_id)} - set(in_job):
             continue

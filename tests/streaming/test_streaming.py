@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from audiences.models import Membership, MembershipChange, MergePolicy, Source
+from audiences.models import Membership, MembershipChange, MergePolicy, SegmentJob, Source
 from audiences.services.streaming import streaming_evaluate, streaming_lapse_sweep
 from tests.factories import make_definition
 from tests.services.profile_data import event, person
@@ -243,6 +243,7 @@ def test_a_batch_job_evaluates_the_dependents_it_holds_itself(policy, acme_prod,
     loyal = make_definition(name="Loyal (batch)", expression='loyalty.tier = "gold"')
     loyal_buyers = streaming("Loyal recent buyers",
                              f'inSegment("{loyal.pk}") and {CHECKOUT_TODAY}')
+    loyal_buyers.dependencies.add(loyal)  # as saving it through the API records
     profile, (ident,) = person(policy=policy, attributes={"loyalty": {"tier": "gold"}}, at=NOW)
     event(ident, event_type="commerce.checkouts", at=NOW - timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
@@ -253,3 +254,24 @@ def test_a_batch_job_evaluates_the_dependents_it_holds_itself(policy, acme_prod,
     # Once, by the job after its base: no second evaluation through streaming propagation.
     assert list(MembershipChange.objects.filter(definition=loyal_buyers).values_list(
         "source", "new_status")) == [("batch", "realized")]
+
+
+def test_a_dependent_the_job_already_ran_is_still_re_evaluated(policy, acme_prod,
+                                                              django_capture_on_commit_callbacks):
+    from audiences.models import SegmentJobRun
+    from audiences.services.batch import segment_job_create, segment_job_run_definition
+
+    loyal = make_definition(name="Loyal (batch)", expression='loyalty.tier = "gold"')
+    loyal_buyers = streaming("Loyal recent buyers",
+                             f'inSegment("{loyal.pk}") and {CHECKOUT_TODAY}')
+    profile, (ident,) = person(policy=policy, attributes={"loyalty": {"tier": "gold"}}, at=NOW)
+    event(ident, event_type="commerce.checkouts", at=NOW - timedelta(minutes=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        job = segment_job_create(segment_ids="*", source="test", now=NOW, enqueue=False)
+        SegmentJob.objects.filter(pk=job.pk).update(status=SegmentJob.Status.PROCESSING)
+        # Out of dependency order (no dependency recorded): the dependent first, then its base.
+        segment_job_run_definition(job_id=job.pk, definition_id=loyal_buyers.pk, now=NOW)
+        assert status(loyal_buyers, profile) is None
+        segment_job_run_definition(job_id=job.pk, definition_id=loyal.pk, now=NOW)
+    assert SegmentJobRun.objects.get(job=job, definition=loyal_buyers).status == "succeeded"
+    assert status(loyal_buyers, profile) == "realized"  # through streaming propagation
