@@ -10,6 +10,8 @@ tenancy middleware resets it when the response leaves.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -17,6 +19,9 @@ from rest_framework.authentication import BaseAuthentication
 from portal import scope
 from portal.errors import ErrorCode, SiftError
 from portal.models import ApiToken, Member, Sandbox, hash_token
+
+
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 class _Failed(exceptions.AuthenticationFailed):
@@ -67,11 +72,16 @@ class BearerTokenAuthentication(BaseAuthentication):
                             status=403)
         sandbox = resolve_sandbox(token.organization, request.headers.get("x-sandbox-name"))
 
-        updates = {"last_used_at": timezone.now()}
+        # "Last used" to the minute: a write per request would cost more than the request.
+        now = timezone.now()
+        updates = {}
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_PRECISION:
+            updates["last_used_at"] = now
         api_key = request.headers.get("x-api-key", "")[:200]
         if api_key and api_key != token.last_api_key:
             updates["last_api_key"] = api_key
-        ApiToken.objects.filter(pk=token.pk).update(**updates)
+        if updates:
+            ApiToken.objects.filter(pk=token.pk).update(**updates)
 
         scope.activate(scope.Scope(sandbox=sandbox, user=token.user, role=member.role))
         request.sift_scope = scope.current_scope()

@@ -14,8 +14,8 @@ fi
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 $PY manage.py migrate --noinput
-# The demo sandbox: data, audiences and a month of daily batch jobs (about four minutes the
-# first time, with progress bars; instant after). DEMO_ARGS="--no-history" opens faster
+# The demo sandbox: data, audiences and a month of daily batch jobs (about seven minutes the
+# first time on two cores, with progress bars; instant after). DEMO_ARGS="--no-history" opens faster
 # without the month of charts.
 $PY manage.py demo ${DEMO_ARGS:-}
 

@@ -78,3 +78,16 @@ def test_organizations_sharing_a_sandbox_name_see_only_their_own(alice, charlie)
     acme_ids = {s["id"] for s in alice.api(sandbox="prod").get(SANDBOXES).json()["sandboxes"]}
     globex_ids = {s["id"] for s in charlie.api(sandbox="prod").get(SANDBOXES).json()["sandboxes"]}
     assert acme_ids and globex_ids and not acme_ids & globex_ids
+
+
+def test_last_used_is_written_at_most_once_a_minute(alice):
+    from datetime import timedelta
+
+    alice.api().get(SANDBOXES)
+    first = ApiToken.objects.get(user__username="alice").last_used_at
+    alice.api().get(SANDBOXES)
+    assert ApiToken.objects.get(user__username="alice").last_used_at == first
+    ApiToken.objects.filter(user__username="alice").update(last_used_at=first - timedelta(
+        minutes=2))
+    alice.api().get(SANDBOXES)
+    assert ApiToken.objects.get(user__username="alice").last_used_at > first
