@@ -20,7 +20,6 @@ from portal import scope
 from portal.errors import ErrorCode, SiftError
 from portal.models import ApiToken, Member, Sandbox, hash_token
 
-
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
