@@ -66,7 +66,7 @@ MAX_STORED_ERRORS = 100
 # identity per event would double the cost of ingesting events for a value read in days.
 LAST_SEEN_PRECISION = timedelta(hours=1)
 RETRIES_ON_CONFLICT = 2
-GRAPH_LOCK_CLASS = 4_004  # first key of the advisory lock that serialises graph merges
+GRAPH_LOCK_CLASS = 4_004  # first key of the advisory locks that serialise merges of a graph
 SCHEMA_EXAMPLES = 5
 # Fields that describe the record rather than the person: not merged into profile attributes.
 RECORD_ONLY_FIELDS = ("identityMap", "_id")
@@ -389,25 +389,43 @@ class _Store:
                 joined |= graph.union(self.cluster_of[ids[0]], self.cluster_of[other])
         return graph, pairs, joined
 
-    def _lock_graphs(self) -> None:
-        """Serialise graph merges per sandbox on PostgreSQL, then re-read the graph ids: two
+    def _lock_graphs(self, parsed: list[ParsedRecord]) -> None:
+        """Serialise merges of the same graphs on PostgreSQL, then re-read the graph ids: two
         requests merging the same graphs concurrently would otherwise each remap from a stale
-        view. Only batches that join graphs take the lock (known links take none). SQLite
-        already allows one writer at a time."""
+        view. One advisory lock per graph this batch joins, taken in id order, so requests
+        joining other graphs go on in parallel; a graph that a concurrent merge moved ours
+        into is locked in turn (until nothing new appears). Only batches that join graphs
+        take locks (known links take none). SQLite already allows one writer at a time."""
         if connection.vendor != "postgresql":
             return
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                           [GRAPH_LOCK_CLASS, self.sandbox_id])
-        for chunk in _chunks(sorted(self.cluster_of)):
-            for pk, cluster_id in Identity.objects.filter(any_of("pk", chunk)).values_list(
-                    "pk", "cluster_id"):
-                self.cluster_of[pk] = cluster_id or pk
+        locked: set[int] = set()
+        while True:
+            wanted = self._joining_graphs(parsed) - locked
+            if not wanted:
+                return
+            keys = sorted({graph_id % 2_147_483_647 for graph_id in wanted})  # int4 keys
+            with connection.cursor() as cursor:  # one statement; unnest keeps the order
+                cursor.execute("SELECT count(pg_advisory_xact_lock(%s, k)) "
+                               "FROM unnest(%s::integer[]) AS k", [GRAPH_LOCK_CLASS, keys])
+            locked |= wanted
+            for chunk in _chunks(sorted(self.cluster_of)):
+                for pk, cluster_id in Identity.objects.filter(any_of("pk", chunk)).values_list(
+                        "pk", "cluster_id"):
+                    self.cluster_of[pk] = cluster_id or pk
+
+    def _joining_graphs(self, parsed: list[ParsedRecord]) -> set[int]:
+        """The graph ids that records of this batch link to another graph."""
+        out: set[int] = set()
+        for p in parsed:
+            graphs = {self.cluster_of[self.identity_pk[pair]] for pair in p.identities}
+            if len(graphs) > 1:
+                out |= graphs
+        return out
 
     def _link(self, parsed: list[ParsedRecord]) -> None:
         graph, pairs, joined = self._union(parsed)
         if joined:
-            self._lock_graphs()
+            self._lock_graphs(parsed)
             graph, pairs, joined = self._union(parsed)
         self._store_links(pairs)
         new_cluster: dict[int, int] = {}
