@@ -197,12 +197,18 @@ class Event(SandboxScoped):
 
     The hottest insert of all, so no index is kept that another already serves: the sandbox
     by `event_once`, the identity by `event_identity_ts`; the dataset needs a plain index for
-    cascading deletes, not the LIKE one a character key would get."""
+    cascading deletes, not the LIKE one a character key would get.
+
+    The sandbox and dataset keys have no database constraint: every event of a request would
+    otherwise share-lock the same two parent rows, and concurrent requests then pile up on
+    them (measured: two ingesting clients 4.1–5.1k -> 5.0–5.3k events/s on PostgreSQL). Only
+    `ingest_records` writes events, with ids it has just read, and deleting a sandbox or a
+    dataset removes its events through the ORM's cascade."""
 
     sandbox = models.ForeignKey("portal.Sandbox", on_delete=models.CASCADE, related_name="+",
-                                db_index=False)
+                                db_index=False, db_constraint=False)
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="events",
-                                db_index=False)
+                                db_index=False, db_constraint=False)
     event_id = models.CharField(max_length=256)  # XDM `_id`, the dedupe key
     identity = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="events",
                                  db_index=False)

@@ -316,3 +316,20 @@ def test_a_deadlocked_transaction_is_run_again(crm, monkeypatch):
                             source="import")
     assert len(calls) == 2 and result.accepted == 1
     assert ProfileFragment.objects.count() == 1 and IngestionBatch.objects.count() == 1
+
+
+def test_deleting_a_dataset_or_a_sandbox_deletes_its_events(web, acme_prod):
+    # Events keep no database constraint to their sandbox and dataset (hot parent rows);
+    # the ORM's cascade is what removes them.
+    from audiences.services.bootstrap import sandbox_purge
+    from audiences.services.datasets import EVENT_SCHEMA_ID, dataset_create
+
+    other = dataset_create(name="App", schema_ref={"id": EVENT_SCHEMA_ID})
+    ingest_records(dataset=web, records=[event("w1", {"ECID": "1"})], now=NOW,
+                   source="streaming")
+    ingest_records(dataset=other, records=[event("a1", {"ECID": "1"})], now=NOW,
+                   source="streaming")
+    web.delete()
+    assert list(Event.objects.values_list("event_id", flat=True)) == ["a1"]
+    sandbox_purge(sandbox=acme_prod)
+    assert not Event.objects.unscoped().filter(sandbox_id=acme_prod.pk).exists()
