@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
@@ -608,32 +608,20 @@ class Compiler:
             ts_field, when = timed
             parse_text = T.parse_text
 
-            edges = getattr(when, "edges", None)
-
             def filtered_timed(ctx: Ctx):
                 out = []
                 raw = obj(ctx)
                 items = raw if type(raw) is list else as_list(raw)  # read only: no copy
-                low = high = None
-                if edges is not None:  # nothing older than the window can match
-                    low, high, inclusive = edges(ctx)
-                    start = _window_start(ctx, items, ts_field, low)
-                    if start:
-                        items = items[start:]
-                for item in items:
+                window = _window(when, ctx)
+                start = _window_start(ctx, items, ts_field, window[1])  # older: no match
+                for item in items[start:] if start else items:
                     if type(item) is dict:
                         value = item.get(field)
                         stamp = item.get(ts_field)
                         if type(value) is str and type(stamp) is str:
                             if (value.casefold() if folded else value) in options:
                                 moment = parse_text(stamp)
-                                if moment is None:
-                                    continue
-                                if low is None:
-                                    if when(moment, ctx):
-                                        out.append(item)
-                                elif moment <= high and (moment >= low if inclusive
-                                                         else moment > low):
+                                if moment is not None and _within(window, moment, ctx):
                                     out.append(item)
                             continue
                     if truthy(cond(ctx, item)):
@@ -931,7 +919,7 @@ class Compiler:
                 items = events if type(events) is list else as_list(events)
                 # Every step's event is at or after the first step's: when that step has a
                 # rolling window, the older events of an ordered list are never read.
-                start = _window_start(ctx, items, ts_field, _window_of(steps[0], ctx)[1])
+                start = _window_start(ctx, items, ts_field, _window(steps[0].when, ctx)[1])
                 answer = _scan_in_order(ctx, items[start:] if start else items, ts_field,
                                         steps, field, specs, decided)
                 if answer is None:
@@ -1069,7 +1057,7 @@ def chain_match(ctx: Ctx, events, ts_field: str, steps: list[_StepPlan], uses_re
         return False
     rows.sort(key=_first)
     if not uses_refs and not any(step.negated for step in steps):
-        return _earliest(ctx, rows, steps)
+        return _earliest(ctx, ((moment, flags) for moment, _, flags in rows), steps)
     timed = [(moment, event) for moment, event, _ in rows]
     static = [[row[2][k] for row in rows] for k in range(len(steps))]
     saved = dict(ctx.vars)
@@ -1117,33 +1105,10 @@ def _scan_in_order(ctx: Ctx, items: list, ts_field: str, steps: list[_StepPlan],
     if None in moments or any(map(operator.gt, moments, islice(moments, 1, None))):
         return None  # unreadable times or not oldest first: sort in the general path
     flags = [kinds[index] for index in wanted]
-    last = len(steps) - 1
-    k, found, prev = 0, 0, None
-    step = steps[0]
-    need = step.count
-    when, low, high, inclusive = _window_of(step, ctx)
-    # Every step's event is at or after the first step's: skip what the window excludes.
+    # Every step's event is at or after the first step's: skip what its window excludes.
+    _, low, _, inclusive = _window(steps[0].when, ctx)
     first = 0 if low is None else (bisect_left if inclusive else bisect_right)(moments, low)
-    for position in range(first, len(moments)):
-        if not flags[position][k]:
-            continue
-        moment = moments[position]
-        if prev is not None and moment <= prev:
-            continue
-        if low is not None:
-            if moment > high or (moment < low if inclusive else moment <= low):
-                continue
-        elif when is not None and not when(moment, ctx):
-            continue
-        found += 1
-        if found == need:
-            if k == last:
-                return True
-            k, found, prev = k + 1, 0, moment
-            step = steps[k]
-            need = step.count
-            when, low, high, inclusive = _window_of(step, ctx)
-    return False
+    return _earliest(ctx, zip(moments[first:], flags[first:], strict=True), steps)
 
 
 def _window_start(ctx: Ctx, items: list, ts_field: str, low: datetime | None) -> int:
@@ -1158,21 +1123,19 @@ def _window_start(ctx: Ctx, items: list, ts_field: str, low: datetime | None) ->
         return 0
 
 
-def _earliest(ctx: Ctx, rows: list, steps: list[_StepPlan]) -> bool:
-    """Positive steps whose WHEN does not refer to other steps: taking each step's earliest
-    events is optimal (a later choice only leaves fewer events for the steps after it), so one
-    pass over the time-ordered rows decides."""
+def _earliest(ctx: Ctx, timed: Iterable[tuple[datetime, list]], steps: list[_StepPlan]
+              ) -> bool:
+    """Positive steps whose WHEN does not refer to other steps, over (moment, step flags) in
+    time order: taking each step's earliest events is optimal (a later choice only leaves
+    fewer events for the steps after it), so one pass decides."""
     last = len(steps) - 1
     k, found, prev = 0, 0, None
     step = steps[0]
-    when, low, high, inclusive = _window_of(step, ctx)
-    for moment, _event, flags in rows:
+    window = _window(step.when, ctx)
+    for moment, flags in timed:
         if not flags[k] or (prev is not None and moment <= prev):
             continue
-        if low is not None:
-            if moment > high or (moment < low if inclusive else moment <= low):
-                continue
-        elif when is not None and not when(moment, ctx):
+        if not _within(window, moment, ctx):
             continue
         found += 1
         if found == step.count:
@@ -1180,17 +1143,26 @@ def _earliest(ctx: Ctx, rows: list, steps: list[_StepPlan]) -> bool:
                 return True
             k, found, prev = k + 1, 0, moment
             step = steps[k]
-            when, low, high, inclusive = _window_of(step, ctx)
+            window = _window(step.when, ctx)
     return False
 
 
-def _window_of(step: _StepPlan, ctx: Ctx) -> tuple:
-    """(when, low, high, inclusive): the bounds when the step's WHEN is a rolling window."""
-    edges = getattr(step.when, "edges", None)
+def _window(when, ctx: Ctx) -> tuple:
+    """(when, low, high, inclusive) for a compiled WHEN/occurs clause: the bounds when it is a
+    rolling window (computed once per evaluation), None otherwise."""
+    edges = getattr(when, "edges", None)
     if edges is None:
-        return step.when, None, None, False
+        return when, None, None, False
     low, high, inclusive = edges(ctx)
-    return step.when, low, high, inclusive
+    return when, low, high, inclusive
+
+
+def _within(window: tuple, moment: datetime, ctx: Ctx) -> bool:
+    """Does `moment` satisfy the clause of `_window(...)` (no clause: always)?"""
+    when, low, high, inclusive = window
+    if low is None:
+        return when is None or when(moment, ctx)
+    return (low <= moment if inclusive else low < moment) and moment <= high
 
 
 def _single_step(ctx: Ctx, items, ts_field: str, step: _StepPlan) -> bool:
@@ -1220,9 +1192,9 @@ def _single_step(ctx: Ctx, items, ts_field: str, step: _StepPlan) -> bool:
 def _single_step_inline(ctx: Ctx, items, ts_field: str, step: _StepPlan, field: str,
                         options: frozenset, folded: bool) -> bool:
     found, need, what = 0, step.count, step.what
-    when, low, high, inclusive = _window_of(step, ctx)
+    window = _window(step.when, ctx)
     to_datetime, parse_text = T.to_datetime, T.parse_text
-    start = _window_start(ctx, items, ts_field, low)
+    start = _window_start(ctx, items, ts_field, window[1])
     for event in items[start:] if start else items:
         if type(event) is not dict:
             continue
@@ -1234,12 +1206,7 @@ def _single_step_inline(ctx: Ctx, items, ts_field: str, step: _StepPlan, field: 
             continue
         stamp = event.get(ts_field)
         moment = parse_text(stamp) if type(stamp) is str else to_datetime(stamp)
-        if moment is None:
-            continue
-        if low is not None:
-            if moment > high or (moment < low if inclusive else moment <= low):
-                continue
-        elif when is not None and not when(moment, ctx):
+        if moment is None or not _within(window, moment, ctx):
             continue
         found += 1
         if found >= need:

@@ -151,3 +151,19 @@ def test_a_window_that_starts_at_the_first_wanted_event_keeps_it():
     for query in (chain, counted, parse(SINGLE)):
         assert query.evaluate_strict({}, events, now=NOW) is True
         assert query.evaluate_strict({}, events, now=NOW, events_in_order=True) is True
+
+
+def test_a_window_bound_is_inclusive_for_at_most_and_exclusive_for_less_than():
+    edge = [{"eventType": "a", "timestamp": "2026-11-17T12:00:00Z"}]  # exactly 1 day ago
+    for text, expected in (
+            ('xEvent[eventType = "a" and timestamp occurs <= 1 days before now].count() > 0',
+             True),
+            ('xEvent[eventType = "a" and timestamp occurs < 1 days before now].count() > 0',
+             False),
+            ('CHAIN(xEvent, timestamp, [C0: WHAT(eventType = "a") WHEN(<= 24 hours before now)])',
+             True),
+            ('CHAIN(xEvent, timestamp, [C0: WHAT(eventType = "a") WHEN(< 24 hours before now)])',
+             False)):
+        query = parse(text)
+        assert query.evaluate_strict({}, edge, now=NOW) is expected, text
+        assert query.evaluate_strict({}, edge, now=NOW, events_in_order=True) is expected, text
