@@ -201,7 +201,7 @@ class Event(SandboxScoped):
 
     The sandbox and dataset keys have no database constraint: every event of a request would
     otherwise share-lock the same two parent rows, and concurrent requests then pile up on
-    them (measured: two ingesting clients 4.1–5.1k -> 5.0–5.3k events/s on PostgreSQL). Only
+    them (measured: two ingesting clients 4.1–5.1k -> 5.0–5.4k events/s on PostgreSQL). Only
     `ingest_records` writes events, with ids it has just read, and deleting a sandbox or a
     dataset removes its events through the ORM's cascade."""
 

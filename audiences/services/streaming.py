@@ -231,17 +231,17 @@ def streaming_on_memberships_changed(*, announcement) -> None:
         # A batch job runs its definitions in dependency order: the dependents it has still
         # queued will be evaluated by the job itself, at the same snapshot, after this base.
         # (One that already ran or is running read the old members: it is re-evaluated.)
-        in_job: list[str] = sorted({str(pk) for pk in SegmentJobRun.objects.filter(
+        in_job: set[str] = {str(pk) for pk in SegmentJobRun.objects.filter(
             job_id=announcement.job_id, status=SegmentJobRun.Status.QUEUED).values_list(
-            "definition_id", flat=True)}) if announcement.job_id else []
+            "definition_id", flat=True)} if announcement.job_id else set()
     for segment_id, profile_ids in profiles.items():
-        if not {c.id for c in index.dependents_of(segment_id)} - set(in_job):
+        if not {c.id for c in index.dependents_of(segment_id)} - in_job:
             continue
         # Evaluated at the instant the base audience changed (a batch job's snapshot), so the
         # dependents agree with what that job saw.
         payload = {"sandbox_id": sandbox.pk, "segment_id": segment_id,
                    "profile_ids": sorted(profile_ids), "now": latest[segment_id].isoformat(),
-                   "skip": in_job}
+                   "skip": sorted(in_job)}
         from audiences.tasks import streaming_dependents_evaluate as task
 
         if settings.CELERY_TASK_ALWAYS_EAGER:
